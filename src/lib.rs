@@ -1,0 +1,3 @@
+//! minke: a Kubernetes-compatible single-node cluster in one process.
+pub mod api;
+pub mod store;
