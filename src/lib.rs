@@ -1,3 +1,17 @@
 //! minke: a Kubernetes-compatible single-node cluster in one process.
+//!
+//! Start with [`Cluster::builder`]: it opens the [`store`], starts the
+//! [`apiserver`] and the [`controllers`], and hands back a running [`Cluster`] with a
+//! kubeconfig and an in-process `kube::Client`. The object model (kinds, validation,
+//! patches, tables, OpenAPI) lives in [`api`].
+
 pub mod api;
+pub mod apiserver;
+mod bootstrap;
+pub mod cluster;
+pub mod controllers;
+pub mod kubeconfig;
+pub mod pki;
 pub mod store;
+
+pub use cluster::{Cluster, ClusterBuilder, Error};

@@ -1,3 +1,13 @@
-//! The object model: the kind registry, errors as `Status`, selectors, codecs.
+//! The object model: the kind registry, errors as `Status`, selectors, codecs,
+//! defaulting, validation, patches, Table printers and OpenAPI.
+pub mod clock;
+pub mod codec;
+pub mod openapi;
+pub mod defaults;
 pub mod error;
+pub mod patch;
 pub mod registry;
+pub mod schema;
+pub mod selector;
+pub mod table;
+pub mod validation;

@@ -110,6 +110,11 @@ impl Watch {
         self.after = revision;
     }
 
+    /// Whether the replayed backlog (snapshot or history) has been consumed.
+    pub fn backlog_is_empty(&self) -> bool {
+        self.backlog.is_empty()
+    }
+
     /// The resourceVersion up to which this watch's backlog reaches.
     pub fn start_revision(&self) -> u64 {
         self.after

@@ -1,0 +1,489 @@
+//! Server-side apply: each manager's field set (`managedFields`, FieldsV1), conflicts
+//! between managers, and merging an applied configuration into the live object.
+//!
+//! A field set is a set of paths to leaves and to list elements. Lists are keyed by
+//! their `x-kubernetes-list-map-keys` (`k:{"name":"web"}`), sets by value (`v:"x"`);
+//! atomic lists and unknown types are leaves, as the real field manager treats them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use super::{root_type, strategic};
+use crate::api::error::ApiError;
+use crate::api::registry::ResourceType;
+use crate::api::schema::TypeRef;
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Field(String),
+    Key(String),
+    Value(String),
+    Index(usize),
+}
+
+type Path = Vec<Step>;
+type FieldSet = BTreeSet<Path>;
+
+impl Step {
+    fn encode(&self) -> String {
+        match self {
+            Step::Field(f) => format!("f:{f}"),
+            Step::Key(k) => format!("k:{k}"),
+            Step::Value(v) => format!("v:{v}"),
+            Step::Index(i) => format!("i:{i}"),
+        }
+    }
+
+    fn decode(s: &str) -> Option<Step> {
+        let (tag, rest) = s.split_at_checked(2)?;
+        Some(match tag {
+            "f:" => Step::Field(rest.into()),
+            "k:" => Step::Key(rest.into()),
+            "v:" => Step::Value(rest.into()),
+            "i:" => Step::Index(rest.parse().ok()?),
+            _ => return None,
+        })
+    }
+}
+
+/// Metadata fields that belong to the system, never to a manager.
+const SYSTEM_META: [&str; 8] =
+    ["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"];
+
+/// The key of a list element: the element's values of the list's map keys, as the
+/// compact JSON object Kubernetes writes (`{"containerPort":80,"protocol":"TCP"}`).
+fn element_key(item: &Value, keys: &[&str]) -> String {
+    let mut m = Map::new();
+    for k in keys {
+        if let Some(v) = item.get(*k) {
+            m.insert((*k).to_string(), v.clone());
+        }
+    }
+    Value::Object(m).to_string()
+}
+
+fn list_keys(parent: Option<TypeRef>, field: &str) -> (Option<&'static str>, Vec<&'static str>) {
+    let Some(meta) = parent.map(|t| t.list_meta(field)) else { return (None, Vec::new()) };
+    let mut keys = meta.list_map_keys.to_vec();
+    if keys.is_empty() {
+        keys.extend(meta.patch_merge_key);
+    }
+    let kind = meta.list_type.or(if keys.is_empty() { None } else { Some("map") });
+    (kind, keys)
+}
+
+fn collect(obj: &Value, ty: Option<TypeRef>, prefix: &mut Path, out: &mut FieldSet) {
+    let Value::Object(m) = obj else {
+        out.insert(prefix.clone());
+        return;
+    };
+    for (k, v) in m {
+        if prefix.is_empty() && (k == "apiVersion" || k == "kind" || k == "status") {
+            continue;
+        }
+        if prefix.as_slice() == [Step::Field("metadata".into())] && SYSTEM_META.contains(&k.as_str()) {
+            continue;
+        }
+        prefix.push(Step::Field(k.clone()));
+        let child = ty.and_then(|t| t.field(k));
+        match v {
+            Value::Object(inner) if !inner.is_empty() => collect(v, child, prefix, out),
+            Value::Array(items) => match list_keys(ty, k) {
+                (Some("map"), keys) if !keys.is_empty() => {
+                    let elem = child.and_then(TypeRef::elem);
+                    for item in items {
+                        prefix.push(Step::Key(element_key(item, &keys)));
+                        out.insert(prefix.clone());
+                        collect(item, elem, prefix, out);
+                        prefix.pop();
+                    }
+                }
+                (Some("set"), _) => {
+                    for item in items {
+                        prefix.push(Step::Value(item.to_string()));
+                        out.insert(prefix.clone());
+                        prefix.pop();
+                    }
+                }
+                _ => {
+                    out.insert(prefix.clone());
+                }
+            },
+            _ => {
+                out.insert(prefix.clone());
+            }
+        }
+        prefix.pop();
+    }
+}
+
+fn fields_of(obj: &Value, root: Option<TypeRef>) -> FieldSet {
+    let mut out = FieldSet::new();
+    collect(obj, root, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Encode a field set as FieldsV1: nested objects, `{}` leaves, `"."` for a list
+/// element that also has fields of its own.
+fn encode(set: &FieldSet) -> Value {
+    #[derive(Default)]
+    struct Node {
+        present: bool,
+        children: BTreeMap<String, Node>,
+    }
+    fn to_json(n: &Node) -> Value {
+        let mut m = Map::new();
+        if n.present && !n.children.is_empty() {
+            m.insert(".".into(), json!({}));
+        }
+        for (k, c) in &n.children {
+            m.insert(k.clone(), to_json(c));
+        }
+        Value::Object(m)
+    }
+    let mut root = Node::default();
+    for path in set {
+        let mut node = &mut root;
+        for step in path {
+            node = node.children.entry(step.encode()).or_default();
+        }
+        node.present = true;
+    }
+    to_json(&root)
+}
+
+fn decode(v: &Value, prefix: &mut Path, out: &mut FieldSet) {
+    let Some(m) = v.as_object() else { return };
+    for (k, child) in m {
+        if k == "." {
+            out.insert(prefix.clone());
+            continue;
+        }
+        let Some(step) = Step::decode(k) else { continue };
+        prefix.push(step);
+        if child.as_object().is_some_and(Map::is_empty) {
+            out.insert(prefix.clone());
+        } else {
+            decode(child, prefix, out);
+        }
+        prefix.pop();
+    }
+}
+
+/// Human form of a path, as conflict messages print it: `.spec.containers[name="web"].image`.
+fn describe(path: &Path) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Field(f) => s.push_str(&format!(".{f}")),
+            Step::Key(k) => {
+                let pairs: Vec<String> = serde_json::from_str::<Map<String, Value>>(k)
+                    .map(|m| m.iter().map(|(a, b)| format!("{a}={b}")).collect())
+                    .unwrap_or_default();
+                s.push_str(&format!("[{}]", pairs.join(",")));
+            }
+            Step::Value(v) => s.push_str(&format!("[={v}]")),
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn matches_key(item: &Value, key: &str) -> bool {
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|m| m.iter().all(|(k, v)| item.get(k) == Some(v)))
+}
+
+fn value_at<'a>(obj: &'a Value, path: &Path) -> Option<&'a Value> {
+    let mut cur = obj;
+    for step in path {
+        cur = match step {
+            Step::Field(f) => cur.get(f)?,
+            Step::Key(k) => cur.as_array()?.iter().find(|i| matches_key(i, k))?,
+            Step::Value(v) => cur.as_array()?.iter().find(|i| i.to_string() == *v)?,
+            Step::Index(i) => cur.get(*i)?,
+        };
+    }
+    Some(cur)
+}
+
+fn remove_at(obj: &mut Value, path: &Path) {
+    let Some((last, parent_path)) = path.split_last() else { return };
+    let mut cur = obj;
+    for step in parent_path {
+        let next = match step {
+            Step::Field(f) => cur.get_mut(f),
+            Step::Key(k) => cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| matches_key(i, k))),
+            Step::Value(v) => cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| i.to_string() == *v)),
+            Step::Index(i) => cur.get_mut(*i),
+        };
+        let Some(next) = next else { return };
+        cur = next;
+    }
+    match last {
+        Step::Field(f) => {
+            if let Some(m) = cur.as_object_mut() {
+                m.remove(f);
+            }
+        }
+        Step::Key(k) => {
+            if let Some(a) = cur.as_array_mut() {
+                a.retain(|i| !matches_key(i, k));
+            }
+        }
+        Step::Value(v) => {
+            if let Some(a) = cur.as_array_mut() {
+                a.retain(|i| i.to_string() != *v);
+            }
+        }
+        Step::Index(_) => {}
+    }
+}
+
+/// One `managedFields` entry, decoded.
+struct Entry {
+    raw: Value,
+    manager: String,
+    operation: String,
+    fields: FieldSet,
+}
+
+fn entries(obj: &Value) -> Vec<Entry> {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut fields = FieldSet::new();
+            if let Some(f) = e.get("fieldsV1") {
+                decode(f, &mut Vec::new(), &mut fields);
+            }
+            Entry {
+                raw: e.clone(),
+                manager: e.get("manager").and_then(Value::as_str).unwrap_or_default().into(),
+                operation: e.get("operation").and_then(Value::as_str).unwrap_or_default().into(),
+                fields,
+            }
+        })
+        .collect()
+}
+
+fn entry(rt_version: &str, manager: &str, operation: &str, fields: &FieldSet) -> Value {
+    json!({
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": rt_version,
+        "time": crate::api::clock::now(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": encode(fields),
+    })
+}
+
+fn set_entries(obj: &mut Value, list: Vec<Value>) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("managedFields".into(), Value::Array(list));
+    }
+}
+
+/// The object to create for an apply that finds nothing: the configuration itself,
+/// owned by `manager`. (The type is not known here, so lists are recorded as leaves
+/// until the first apply on the stored object refines them.)
+pub fn managed_on_create(mut obj: Value, manager: &str) -> Value {
+    let fields = fields_of(&obj, None);
+    let version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+    set_entries(&mut obj, vec![entry(&version, manager, "Apply", &fields)]);
+    obj
+}
+
+/// Apply `config` as `manager` onto `live`. Fields the manager applied before and
+/// no longer applies are removed unless someone else owns them; fields another
+/// manager owns with a different value are conflicts (409) unless `force`.
+pub fn apply(rt: &ResourceType, live: &Value, config: &Value, manager: &str, force: bool) -> Result<Value, ApiError> {
+    if !config.is_object() {
+        return Err(ApiError::bad_request("error decoding patch: an apply configuration must be an object"));
+    }
+    let root = root_type(rt);
+    let applied = fields_of(config, root);
+    let mut others = entries(live);
+    let previous: FieldSet = others
+        .iter()
+        .filter(|e| e.manager == manager && e.operation == "Apply")
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
+    others.retain(|e| !(e.manager == manager && e.operation == "Apply"));
+
+    let mut conflicts: Vec<(String, String, String)> = Vec::new();
+    for e in &others {
+        for p in e.fields.intersection(&applied) {
+            if value_at(config, p) != value_at(live, p) && value_at(config, p).is_some_and(|v| !v.is_object()) {
+                let version = e.raw.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+                conflicts.push((e.manager.clone(), version, describe(p)));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(conflict_error(rt, live, &conflicts));
+    }
+    if force {
+        for e in &mut others {
+            e.fields = e.fields.difference(&applied).cloned().collect();
+        }
+    }
+    let owned_by_others: FieldSet = others.iter().flat_map(|e| e.fields.iter().cloned()).collect();
+    let mut base = live.clone();
+    for p in previous.difference(&applied) {
+        if !owned_by_others.contains(p) {
+            remove_at(&mut base, p);
+        }
+    }
+    let mut merged = strategic::apply(&base, config, root).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut list: Vec<Value> = others
+        .into_iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut raw = e.raw;
+            raw["fieldsV1"] = encode(&e.fields);
+            raw
+        })
+        .collect();
+    list.push(entry(&rt.api_version(), manager, "Apply", &applied));
+    set_entries(&mut merged, list);
+    Ok(merged)
+}
+
+/// Record a non-apply write by `manager`: the fields it changed become its own
+/// (operation Update) and leave other managers.
+pub fn track_update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, manager: &str) {
+    let root = root_type(rt);
+    let after = fields_of(new, root);
+    let before = old.map(|o| fields_of(o, root)).unwrap_or_default();
+    let changed: FieldSet = after
+        .iter()
+        .filter(|p| !before.contains(*p) || old.and_then(|o| value_at(o, p)) != value_at(new, p))
+        .cloned()
+        .collect();
+    let mut list = old.map(entries).unwrap_or_default();
+    if changed.is_empty() && old.is_some() {
+        let kept: Vec<Value> = list.into_iter().map(|e| e.raw).collect();
+        set_entries(new, kept);
+        return;
+    }
+    let mut mine: FieldSet = FieldSet::new();
+    for e in &mut list {
+        if e.manager == manager && e.operation == "Update" {
+            mine.extend(e.fields.iter().filter(|p| after.contains(*p)).cloned());
+            e.fields.clear();
+        } else {
+            e.fields = e.fields.iter().filter(|p| !changed.contains(*p) && after.contains(*p)).cloned().collect();
+        }
+    }
+    mine.extend(changed);
+    let mut out: Vec<Value> = list
+        .into_iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut raw = e.raw;
+            raw["fieldsV1"] = encode(&e.fields);
+            raw
+        })
+        .collect();
+    out.push(entry(&rt.api_version(), manager, "Update", &mine));
+    set_entries(new, out);
+}
+
+fn conflict_error(rt: &ResourceType, live: &Value, conflicts: &[(String, String, String)]) -> ApiError {
+    let n = conflicts.len();
+    let mut message = format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
+    let mut by_manager: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for (m, v, f) in conflicts {
+        by_manager.entry((m, v)).or_default().push(f);
+    }
+    let parts: Vec<String> = by_manager
+        .iter()
+        .map(|((m, v), fields)| {
+            if fields.len() == 1 {
+                format!("conflict with \"{m}\" using {v}: {}", fields[0])
+            } else {
+                format!("conflicts with \"{m}\" using {v}:\n- {}", fields.join("\n- "))
+            }
+        })
+        .collect();
+    message.push_str(&parts.join("\n"));
+    let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|(m, v, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {v}"), "field": f}))
+        .collect();
+    ApiError {
+        code: 409,
+        reason: "Conflict",
+        message,
+        details: Some(json!({"name": name, "group": rt.group, "kind": rt.resource, "causes": causes})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::registry::Registry;
+
+    fn cm_type() -> std::sync::Arc<ResourceType> {
+        Registry::builtin().lookup("", "v1", "configmaps").expect("cm")
+    }
+
+    fn cm(data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
+    }
+
+    #[test]
+    fn field_sets_round_trip_through_fields_v1() {
+        let set = fields_of(&cm(json!({"a": "1", "b": "2"})), None);
+        let mut back = FieldSet::new();
+        decode(&encode(&set), &mut Vec::new(), &mut back);
+        assert_eq!(set, back);
+        assert_eq!(encode(&set), json!({"f:data": {"f:a": {}, "f:b": {}}}));
+    }
+
+    #[test]
+    fn a_second_manager_changing_an_owned_field_conflicts_unless_forced() {
+        let rt = cm_type();
+        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
+        let e = apply(&rt, &live, &cm(json!({"a": "2"})), "bob", false).expect_err("conflict");
+        assert_eq!(e.code, 409);
+        assert_eq!(e.message, "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a");
+        let forced = apply(&rt, &live, &cm(json!({"a": "2"})), "bob", true).expect("forced");
+        assert_eq!(forced["data"]["a"], "2");
+        let managers: Vec<&str> = forced["metadata"]["managedFields"].as_array().expect("mf").iter().filter_map(|e| e["manager"].as_str()).collect();
+        assert_eq!(managers, ["bob"], "alice lost her only field");
+    }
+
+    #[test]
+    fn same_value_from_two_managers_is_shared_not_a_conflict() {
+        let rt = cm_type();
+        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
+        let both = apply(&rt, &live, &cm(json!({"a": "1"})), "bob", false).expect("shared");
+        assert_eq!(both["metadata"]["managedFields"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn a_field_dropped_from_the_configuration_is_removed() {
+        let rt = cm_type();
+        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1", "b": "2"})), "alice", false).expect("first");
+        let next = apply(&rt, &live, &cm(json!({"a": "1"})), "alice", false).expect("second");
+        assert_eq!(next["data"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn updates_take_ownership_of_the_fields_they_change() {
+        let rt = cm_type();
+        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
+        let mut edited = live.clone();
+        edited["data"]["a"] = json!("9");
+        track_update(&rt, Some(&live), &mut edited, "kubectl-edit");
+        let mf = edited["metadata"]["managedFields"].as_array().expect("mf");
+        assert_eq!(mf.len(), 1);
+        assert_eq!(mf[0]["manager"], "kubectl-edit");
+        assert_eq!(mf[0]["operation"], "Update");
+    }
+}

@@ -1,0 +1,145 @@
+//! The API server: routing, discovery, CRUD/list/watch handlers, subresources,
+//! admission, and the HTTPS listener with authentication.
+//!
+//! [`ApiServer::handle`] serves one already-authenticated request; [`serve`] puts it
+//! behind TLS and bearer-token authentication, and the in-process client
+//! ([`InProcess`]) calls it directly without sockets.
+
+mod admission;
+mod crd;
+mod discovery;
+mod handlers;
+mod inprocess;
+mod objects;
+mod openapi;
+mod request;
+mod response;
+mod serve;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::error::ApiError;
+use crate::api::registry::Registry;
+use crate::store::Store;
+
+pub use discovery::KUBE_MINOR;
+pub use inprocess::InProcess;
+pub use response::Body;
+pub use serve::{Listener, Tls, serve};
+
+/// Tunables of the API server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `host:port` clients reach the server at (for discovery's serverAddress).
+    pub advertise: String,
+    /// How often watches that allow bookmarks get one (default 60 s).
+    pub bookmark_interval: Duration,
+    /// Service ClusterIP range as (base, prefix length) (default 10.96.0.0/12).
+    pub service_cidr: (std::net::Ipv4Addr, u8),
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            advertise: "127.0.0.1:6443".into(),
+            bookmark_interval: Duration::from_secs(60),
+            service_cidr: (std::net::Ipv4Addr::new(10, 96, 0, 0), 12),
+        }
+    }
+}
+
+/// State every request handler shares.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub settings: Settings,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    pub openapi: openapi::Cache,
+    /// Serializes Service creates so ClusterIPs and NodePorts are allocated once.
+    pub allocations: tokio::sync::Mutex<()>,
+}
+
+/// The API server; cheap to clone.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer").field("advertise", &self.shared.settings.advertise).finish()
+    }
+}
+
+impl ApiServer {
+    /// A server over `store`; long-lived streams stop when `shutdown` is cancelled and
+    /// are tracked by `tasks`.
+    pub fn new(store: Store, registry: Arc<Registry>, settings: Settings, shutdown: CancellationToken, tasks: TaskTracker) -> Result<ApiServer, ApiError> {
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            settings,
+            shutdown,
+            tasks,
+            openapi: openapi::Cache::default(),
+            allocations: tokio::sync::Mutex::new(()),
+        });
+        crd::register_existing(&shared)?;
+        Ok(ApiServer { shared })
+    }
+
+    /// The store behind this server.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Serve one authenticated request whose body has been read.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let span = tracing::debug_span!("request", method = %parts.method, path = %parts.uri.path());
+        let _enter = span.enter();
+        let result = self.dispatch(&parts, body).await;
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(code = e.code, reason = e.reason, message = %e.message, "request failed");
+                response::error(&e)
+            }
+        }
+    }
+
+    async fn dispatch(&self, parts: &http::request::Parts, body: Bytes) -> Result<Response<Body>, ApiError> {
+        let query = request::Query::parse(parts.uri.query());
+        let route = request::route(parts.uri.path()).ok_or_else(ApiError::path_not_found)?;
+        let s = &self.shared;
+        if !matches!(route, request::Route::Resource(_)) && parts.method != Method::GET && parts.method != Method::HEAD {
+            return Err(ApiError::method_not_allowed());
+        }
+        match route {
+            request::Route::Version => Ok(response::json(200, &discovery::version())),
+            request::Route::Health(_) => Ok(response::text(200, "ok")),
+            request::Route::LegacyVersions => Ok(response::json(200, &discovery::legacy_versions(s))),
+            request::Route::GroupList => Ok(response::json(200, &discovery::group_list(s))),
+            request::Route::Group(g) => discovery::group(s, &g).map(|v| response::json(200, &v)),
+            request::Route::ResourceList { group, version } => {
+                discovery::resource_list(s, &group, &version).map(|v| response::json(200, &v))
+            }
+            request::Route::OpenApiV2 => Ok(response::json(200, &s.openapi.v2(&s.registry))),
+            request::Route::OpenApiV3Index => Ok(response::json(200, &s.openapi.v3_index(&s.registry))),
+            request::Route::OpenApiV3 { group, version } => s
+                .openapi
+                .v3(&s.registry, &group, &version)
+                .map(|v| response::json(200, &v))
+                .ok_or_else(ApiError::path_not_found),
+            request::Route::Resource(target) => handlers::resource(s, parts, target, query, body).await,
+        }
+    }
+}

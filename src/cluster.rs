@@ -1,0 +1,268 @@
+//! `Cluster` and `ClusterBuilder`: configuration, wiring, start and graceful shutdown
+//! of everything one minke runs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), minke::Error> {
+//! let cluster = minke::Cluster::builder().in_memory().start().await?;
+//! let client = cluster.client();
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::registry::Registry;
+use crate::apiserver::{ApiServer, InProcess, Listener, Settings, Tls};
+use crate::store::{self, Store};
+use crate::{bootstrap, controllers, kubeconfig, pki};
+
+/// Why a cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened (e.g. the data dir is locked).
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Credentials could not be loaded or generated.
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    /// The kubeconfig could not be written.
+    #[error(transparent)]
+    Kubeconfig(#[from] kubeconfig::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Creating the built-in objects failed.
+    #[error("bootstrapping the cluster objects: {0}")]
+    Bootstrap(String),
+}
+
+/// Where the cluster keeps its state.
+#[derive(Debug, Clone)]
+enum Storage {
+    Memory,
+    Dir(PathBuf),
+}
+
+/// Builds a [`Cluster`].
+///
+/// Defaults: state in memory; listen on `127.0.0.1:0` (an ephemeral port); no
+/// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    storage: Storage,
+    listen: SocketAddr,
+    kubeconfig: Option<PathBuf>,
+    context: String,
+    watch_history: usize,
+    bookmark_interval: Duration,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        ClusterBuilder {
+            storage: Storage::Memory,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig: None,
+            context: "minke".into(),
+            watch_history: store::Options::default().history,
+            bookmark_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// Keep state in memory only (the default).
+    #[must_use]
+    pub fn in_memory(mut self) -> Self {
+        self.storage = Storage::Memory;
+        self
+    }
+
+    /// Keep state (store, CA, token) under `dir`; a second cluster on the same dir fails.
+    #[must_use]
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage = Storage::Dir(dir.into());
+        self
+    }
+
+    /// Listen address; port 0 picks a free port.
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Merge a context into the kubeconfig at `path` once the API is up.
+    #[must_use]
+    pub fn kubeconfig(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
+    }
+
+    /// Name of the kubeconfig context, cluster and user (default `minke`).
+    #[must_use]
+    pub fn context(mut self, name: impl Into<String>) -> Self {
+        self.context = name.into();
+        self
+    }
+
+    /// How many past events watchers can resume from (older resourceVersions get 410).
+    #[must_use]
+    pub fn watch_history(mut self, events: usize) -> Self {
+        self.watch_history = events;
+        self
+    }
+
+    /// How often watches with `allowWatchBookmarks` receive a bookmark.
+    #[must_use]
+    pub fn bookmark_interval(mut self, every: Duration) -> Self {
+        self.bookmark_interval = every;
+        self
+    }
+
+    /// Open the store, bind the port, start the API server and controllers, create the
+    /// built-in objects, and write the kubeconfig.
+    pub async fn start(self) -> Result<Cluster, Error> {
+        let started = Instant::now();
+        let options = store::Options { history: self.watch_history, ..store::Options::default() };
+        let store = match &self.storage {
+            Storage::Memory => Store::in_memory(options)?,
+            Storage::Dir(d) => Store::open(d, options)?,
+        };
+        let socket = tokio::net::TcpListener::bind(self.listen).await.map_err(|source| Error::Listen { addr: self.listen, source })?;
+        let addr = socket.local_addr().map_err(|source| Error::Listen { addr: self.listen, source })?;
+        let host = addr.ip().to_string();
+        let pki_dir = match &self.storage {
+            Storage::Dir(d) => Some(d.join("pki")),
+            Storage::Memory => None,
+        };
+        let creds = pki::load(pki_dir.as_deref(), std::slice::from_ref(&host))?;
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let registry = Arc::new(Registry::builtin());
+        let settings = Settings { advertise: addr.to_string(), bookmark_interval: self.bookmark_interval, ..Settings::default() };
+        let api = ApiServer::new(store, registry.clone(), settings, shutdown.clone(), tasks.clone())
+            .map_err(|e| Error::Bootstrap(e.message))?;
+        tasks.spawn(crate::apiserver::serve(
+            api.clone(),
+            Listener { socket, addr },
+            Tls { config: creds.server_config.clone() },
+            creds.token.clone(),
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        let client = InProcess::new(api.clone()).client();
+        bootstrap::run(client.clone(), &host, addr.port()).await.map_err(|e| Error::Bootstrap(e.to_string()))?;
+        controllers::spawn(
+            "namespace",
+            &tasks,
+            shutdown.clone(),
+            controllers::namespace::run(controllers::namespace::Context { client: client.clone(), registry }),
+        );
+
+        let server = format!("https://{}", crate::cluster::url_host(addr));
+        if let Some(path) = &self.kubeconfig {
+            kubeconfig::merge(path, &self.context, &server, &creds.ca_pem, &creds.token)?;
+        }
+        let ready_in = started.elapsed();
+        tracing::info!(%addr, ?ready_in, "API ready");
+        Ok(Cluster { api, addr, server, creds, shutdown, tasks, kubeconfig: self.kubeconfig, context: self.context, ready_in })
+    }
+}
+
+/// `host:port` with IPv6 hosts bracketed.
+pub(crate) fn url_host(addr: SocketAddr) -> String {
+    addr.to_string()
+}
+
+/// A running cluster. Dropping it stops everything; [`Cluster::shutdown`] also waits.
+pub struct Cluster {
+    api: ApiServer,
+    addr: SocketAddr,
+    server: String,
+    creds: pki::Credentials,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    kubeconfig: Option<PathBuf>,
+    context: String,
+    ready_in: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A builder with the defaults documented on [`ClusterBuilder`].
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://host:port`.
+    pub fn server_url(&self) -> &str {
+        &self.server
+    }
+
+    /// How long `start` took until the API answered.
+    pub fn ready_in(&self) -> Duration {
+        self.ready_in
+    }
+
+    /// The kubeconfig path written at start, if any.
+    pub fn kubeconfig_path(&self) -> Option<&Path> {
+        self.kubeconfig.as_deref()
+    }
+
+    /// A standalone kubeconfig document for this cluster.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig::render(&self.context, &self.server, &self.creds.ca_pem, &self.creds.token)
+    }
+
+    /// The CA certificate (PEM) that signs the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.creds.ca_pem
+    }
+
+    /// The admin bearer token.
+    pub fn token(&self) -> &str {
+        &self.creds.token
+    }
+
+    /// A `kube::Client` connected in-process (no sockets), default namespace `default`.
+    pub fn client(&self) -> kube::Client {
+        InProcess::new(self.api.clone()).client()
+    }
+
+    /// Stop accepting requests, end watches and controllers, and wait for them.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+            tracing::warn!("some tasks did not stop within 10 s of shutdown");
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
