@@ -22,19 +22,32 @@ fn node_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_lowercase())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
         .unwrap_or_else(|| "minke".into())
 }
 
 fn memory_bytes() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .map_or(8 << 30, |kib| kib * 1024)
 }
 
 /// Create the objects every cluster starts with; refresh the API endpoint address.
-pub(crate) async fn run(client: kube::Client, api_host: &str, api_port: u16) -> Result<(), kube::Error> {
+pub(crate) async fn run(
+    client: kube::Client,
+    api_host: &str,
+    api_port: u16,
+) -> Result<(), kube::Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         ensure(&namespaces, json!({"metadata": {"name": ns}})).await?;
@@ -56,7 +69,9 @@ pub(crate) async fn run(client: kube::Client, api_host: &str, api_port: u16) -> 
     });
     ensure(&endpoints, ep.clone()).await?;
     let patch = kube::api::Patch::Merge(json!({"subsets": ep["subsets"]}));
-    endpoints.patch("kubernetes", &kube::api::PatchParams::default(), &patch).await?;
+    endpoints
+        .patch("kubernetes", &kube::api::PatchParams::default(), &patch)
+        .await?;
 
     let nodes: Api<Node> = Api::all(client);
     let name = node_name();

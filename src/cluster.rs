@@ -134,13 +134,24 @@ impl ClusterBuilder {
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
         let started = Instant::now();
-        let options = store::Options { history: self.watch_history, ..store::Options::default() };
+        let options = store::Options {
+            history: self.watch_history,
+            ..store::Options::default()
+        };
         let store = match &self.storage {
             Storage::Memory => Store::in_memory(options)?,
             Storage::Dir(d) => Store::open(d, options)?,
         };
-        let socket = tokio::net::TcpListener::bind(self.listen).await.map_err(|source| Error::Listen { addr: self.listen, source })?;
-        let addr = socket.local_addr().map_err(|source| Error::Listen { addr: self.listen, source })?;
+        let socket = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = socket.local_addr().map_err(|source| Error::Listen {
+            addr: self.listen,
+            source,
+        })?;
         let host = addr.ip().to_string();
         let pki_dir = match &self.storage {
             Storage::Dir(d) => Some(d.join("pki")),
@@ -151,24 +162,41 @@ impl ClusterBuilder {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let registry = Arc::new(Registry::builtin());
-        let settings = Settings { advertise: addr.to_string(), bookmark_interval: self.bookmark_interval, ..Settings::default() };
-        let api = ApiServer::new(store, registry.clone(), settings, shutdown.clone(), tasks.clone())
-            .map_err(|e| Error::Bootstrap(e.message))?;
+        let settings = Settings {
+            advertise: addr.to_string(),
+            bookmark_interval: self.bookmark_interval,
+            ..Settings::default()
+        };
+        let api = ApiServer::new(
+            store,
+            registry.clone(),
+            settings,
+            shutdown.clone(),
+            tasks.clone(),
+        )
+        .map_err(|e| Error::Bootstrap(e.message))?;
         tasks.spawn(crate::apiserver::serve(
             api.clone(),
             Listener { socket, addr },
-            Tls { config: creds.server_config.clone() },
+            Tls {
+                config: creds.server_config.clone(),
+            },
             creds.token.clone(),
             shutdown.clone(),
             tasks.clone(),
         ));
         let client = InProcess::new(api.clone()).client();
-        bootstrap::run(client.clone(), &host, addr.port()).await.map_err(|e| Error::Bootstrap(e.to_string()))?;
+        bootstrap::run(client.clone(), &host, addr.port())
+            .await
+            .map_err(|e| Error::Bootstrap(e.to_string()))?;
         controllers::spawn(
             "namespace",
             &tasks,
             shutdown.clone(),
-            controllers::namespace::run(controllers::namespace::Context { client: client.clone(), registry }),
+            controllers::namespace::run(controllers::namespace::Context {
+                client: client.clone(),
+                registry,
+            }),
         );
 
         let server = format!("https://{}", crate::cluster::url_host(addr));
@@ -177,7 +205,17 @@ impl ClusterBuilder {
         }
         let ready_in = started.elapsed();
         tracing::info!(%addr, ?ready_in, "API ready");
-        Ok(Cluster { api, addr, server, creds, shutdown, tasks, kubeconfig: self.kubeconfig, context: self.context, ready_in })
+        Ok(Cluster {
+            api,
+            addr,
+            server,
+            creds,
+            shutdown,
+            tasks,
+            kubeconfig: self.kubeconfig,
+            context: self.context,
+            ready_in,
+        })
     }
 }
 
@@ -201,7 +239,9 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Cluster")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,7 +273,12 @@ impl Cluster {
 
     /// A standalone kubeconfig document for this cluster.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig::render(&self.context, &self.server, &self.creds.ca_pem, &self.creds.token)
+        kubeconfig::render(
+            &self.context,
+            &self.server,
+            &self.creds.ca_pem,
+            &self.creds.token,
+        )
     }
 
     /// The CA certificate (PEM) that signs the serving certificate.
@@ -255,7 +300,10 @@ impl Cluster {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some tasks did not stop within 10 s of shutdown");
         }
     }

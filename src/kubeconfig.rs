@@ -36,7 +36,9 @@ fn named(name: &str, key: &str, body: Value) -> Value {
 
 /// Insert or replace the entry called `name` in the list at `key`.
 fn upsert(doc: &mut Mapping, key: &str, entry: Value, name: &str) {
-    let list = doc.entry(key.into()).or_insert_with(|| Value::Sequence(Vec::new()));
+    let list = doc
+        .entry(key.into())
+        .or_insert_with(|| Value::Sequence(Vec::new()));
     if !list.is_sequence() {
         *list = Value::Sequence(Vec::new());
     }
@@ -60,24 +62,51 @@ fn merge_into(doc: &mut Mapping, context: &str, server: &str, ca_pem: &str, toke
     let mut cluster = Mapping::new();
     cluster.insert("server".into(), server.into());
     cluster.insert("certificate-authority-data".into(), ca.into());
-    upsert(doc, "clusters", named(context, "cluster", Value::Mapping(cluster)), context);
+    upsert(
+        doc,
+        "clusters",
+        named(context, "cluster", Value::Mapping(cluster)),
+        context,
+    );
     let mut user = Mapping::new();
     user.insert("token".into(), token.into());
-    upsert(doc, "users", named(context, "user", Value::Mapping(user)), context);
+    upsert(
+        doc,
+        "users",
+        named(context, "user", Value::Mapping(user)),
+        context,
+    );
     let mut ctx = Mapping::new();
     ctx.insert("cluster".into(), context.into());
     ctx.insert("user".into(), context.into());
-    upsert(doc, "contexts", named(context, "context", Value::Mapping(ctx)), context);
+    upsert(
+        doc,
+        "contexts",
+        named(context, "context", Value::Mapping(ctx)),
+        context,
+    );
     doc.insert("current-context".into(), context.into());
-    doc.entry("preferences".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
+    doc.entry("preferences".into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
 }
 
 /// Merge the context into the kubeconfig at `path` (created if missing).
-pub fn merge(path: &Path, context: &str, server: &str, ca_pem: &str, token: &str) -> Result<(), Error> {
-    let err = |m: String| Error::File { path: path.into(), message: m };
+pub fn merge(
+    path: &Path,
+    context: &str,
+    server: &str,
+    ca_pem: &str,
+    token: &str,
+) -> Result<(), Error> {
+    let err = |m: String| Error::File {
+        path: path.into(),
+        message: m,
+    };
     let mut doc = match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Mapping::new(),
-        Ok(text) => match serde_yaml::from_str::<Value>(&text).map_err(|e| err(format!("not valid YAML: {e}")))? {
+        Ok(text) => match serde_yaml::from_str::<Value>(&text)
+            .map_err(|e| err(format!("not valid YAML: {e}")))?
+        {
             Value::Mapping(m) => m,
             Value::Null => Mapping::new(),
             _ => return Err(err("not a kubeconfig document".into())),
@@ -105,7 +134,8 @@ mod tests {
         .expect("write");
         merge(&path, "minke", "https://127.0.0.1:1", "PEM", "tok").expect("merge");
         merge(&path, "minke", "https://127.0.0.1:2", "PEM", "tok").expect("merge again");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
+        let doc: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
         assert_eq!(doc["current-context"], "minke");
         let clusters = doc["clusters"].as_sequence().expect("clusters");
         assert_eq!(clusters.len(), 2);

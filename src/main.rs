@@ -7,7 +7,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "minke", version, about = "A Kubernetes-compatible cluster whose pods are WebAssembly components")]
+#[command(
+    name = "minke",
+    version,
+    about = "A Kubernetes-compatible cluster whose pods are WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,17 +45,22 @@ struct UpArgs {
 }
 
 async fn up(args: UpArgs) -> Result<()> {
-    let mut builder = minke::Cluster::builder().listen(args.listen).context(&args.context);
+    let mut builder = minke::Cluster::builder()
+        .listen(args.listen)
+        .context(&args.context);
     if !args.in_memory {
         let dir = match args.data_dir {
             Some(d) => d,
-            None => dirs::data_dir().context("no platform data dir; pass --data-dir")?.join("minke"),
+            None => dirs::data_dir()
+                .context("no platform data dir; pass --data-dir")?
+                .join("minke"),
         };
         builder = builder.data_dir(dir);
     }
     let kubeconfig = match args.kubeconfig {
         Some(k) => k,
-        None => minke::kubeconfig::default_path().context("no home dir for the kubeconfig; pass --kubeconfig")?,
+        None => minke::kubeconfig::default_path()
+            .context("no home dir for the kubeconfig; pass --kubeconfig")?,
     };
     builder = builder.kubeconfig(&kubeconfig);
     let cluster = builder.start().await?;
@@ -61,7 +70,11 @@ async fn up(args: UpArgs) -> Result<()> {
         cluster.server_url(),
         cluster.ready_in().as_millis()
     );
-    println!("kubeconfig: context \"{}\" written to {} (current-context)", args.context, kubeconfig.display());
+    println!(
+        "kubeconfig: context \"{}\" written to {} (current-context)",
+        args.context,
+        kubeconfig.display()
+    );
     wait_for_signal().await?;
     println!("minke: shutting down");
     cluster.shutdown().await;
@@ -84,15 +97,25 @@ async fn wait_for_signal() -> Result<()> {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
-        Command::Up(args) => runtime.block_on(up(args)).map_err(|e| anyhow::anyhow!("{e:#}")),
+        Command::Up(args) => runtime
+            .block_on(up(args))
+            .map_err(|e| anyhow::anyhow!("{e:#}")),
         Command::Version => {
-            println!("minke {} (Kubernetes API v1.{})", env!("CARGO_PKG_VERSION"), minke::apiserver::KUBE_MINOR);
+            println!(
+                "minke {} (Kubernetes API v1.{})",
+                env!("CARGO_PKG_VERSION"),
+                minke::apiserver::KUBE_MINOR
+            );
             Ok(())
         }
     }

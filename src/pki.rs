@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngCore;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 
 /// PKI failures.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +58,11 @@ fn ca_params() -> Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
     p.distinguished_name.push(DnType::CommonName, "minke-ca");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = rcgen::date_time_ymd(2024, 1, 1);
     p.not_after = rcgen::date_time_ymd(2124, 1, 1);
     Ok(p)
@@ -69,13 +76,19 @@ fn read_or_create(path: &Path, create: impl FnOnce() -> Result<String>) -> Resul
             write_private(path, &s)?;
             Ok(s)
         }
-        Err(source) => Err(Error::Io { path: path.into(), source }),
+        Err(source) => Err(Error::Io {
+            path: path.into(),
+            source,
+        }),
     }
 }
 
 /// Write a file readable by its owner only.
 pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
-    let io = |source| Error::Io { path: path.into(), source };
+    let io = |source| Error::Io {
+        path: path.into(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -103,11 +116,17 @@ fn random_token() -> String {
 /// `hosts` are extra names and addresses the serving certificate must cover.
 pub fn load(dir: Option<&Path>, hosts: &[String]) -> Result<Credentials> {
     let ca_key_pem = match dir {
-        Some(d) => read_or_create(&d.join("ca.key"), || KeyPair::generate().map(|k| k.serialize_pem()).map_err(cert_err))?,
+        Some(d) => read_or_create(&d.join("ca.key"), || {
+            KeyPair::generate()
+                .map(|k| k.serialize_pem())
+                .map_err(cert_err)
+        })?,
         None => KeyPair::generate().map_err(cert_err)?.serialize_pem(),
     };
     let token = match dir {
-        Some(d) => read_or_create(&d.join("admin.token"), || Ok(random_token()))?.trim().to_string(),
+        Some(d) => read_or_create(&d.join("admin.token"), || Ok(random_token()))?
+            .trim()
+            .to_string(),
         None => random_token(),
     };
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(cert_err)?;
@@ -118,11 +137,21 @@ pub fn load(dir: Option<&Path>, hosts: &[String]) -> Result<Credentials> {
     };
     let issuer = Issuer::new(ca_params()?, ca_key);
 
-    let mut names: Vec<String> = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut ips: Vec<IpAddr> = vec!["127.0.0.1".parse().map_err(cert_err)?, "::1".parse().map_err(cert_err)?, "10.96.0.1".parse().map_err(cert_err)?];
+    let mut names: Vec<String> = [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut ips: Vec<IpAddr> = vec![
+        "127.0.0.1".parse().map_err(cert_err)?,
+        "::1".parse().map_err(cert_err)?,
+        "10.96.0.1".parse().map_err(cert_err)?,
+    ];
     for h in hosts {
         match h.parse::<IpAddr>() {
             Ok(ip) if !ips.contains(&ip) => ips.push(ip),
@@ -132,15 +161,23 @@ pub fn load(dir: Option<&Path>, hosts: &[String]) -> Result<Credentials> {
         }
     }
     let mut params = CertificateParams::new(names).map_err(cert_err)?;
-    params.subject_alt_names.extend(ips.into_iter().map(SanType::IpAddress));
-    params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    params
+        .subject_alt_names
+        .extend(ips.into_iter().map(SanType::IpAddress));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     let server_key = KeyPair::generate().map_err(cert_err)?;
     let server_cert = params.signed_by(&server_key, &issuer).map_err(cert_err)?;
 
     let chain = vec![server_cert.der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).map_err(cert_err)?;
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).map_err(cert_err)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -149,7 +186,11 @@ pub fn load(dir: Option<&Path>, hosts: &[String]) -> Result<Credentials> {
         .with_single_cert(chain, key)
         .map_err(cert_err)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Credentials { ca_pem, server_config: Arc::new(config), token })
+    Ok(Credentials {
+        ca_pem,
+        server_config: Arc::new(config),
+        token,
+    })
 }
 
 #[cfg(test)]

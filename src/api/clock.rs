@@ -2,5 +2,7 @@
 
 /// Now, as RFC 3339 with second precision (`2026-11-23T19:00:00Z`).
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }

@@ -2,9 +2,9 @@
 //! defaulting, validation, patches, Table printers and OpenAPI.
 pub mod clock;
 pub mod codec;
-pub mod openapi;
 pub mod defaults;
 pub mod error;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod schema;

@@ -86,8 +86,16 @@ impl ResourceType {
 }
 
 /// Every verb of an ordinary resource.
-pub const ALL_VERBS: [&str; 8] =
-    ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 fn codec_of<T>(v: Value) -> Result<Value, serde_json::Error>
 where
@@ -219,7 +227,9 @@ impl Registry {
     /// A registry holding the built-in kinds.
     pub fn builtin() -> Self {
         let types = builtins().into_iter().map(Arc::new).collect();
-        Registry { types: RwLock::new(Arc::new(types)) }
+        Registry {
+            types: RwLock::new(Arc::new(types)),
+        }
     }
 
     /// A snapshot of every served type.
@@ -248,7 +258,9 @@ impl Registry {
 
     /// Whether any type is served in `group/version`.
     pub fn serves_group_version(&self, group: &str, version: &str) -> bool {
-        self.all().iter().any(|t| t.group == group && t.version == version)
+        self.all()
+            .iter()
+            .any(|t| t.group == group && t.version == version)
     }
 
     /// Replace the types a CRD contributes (an empty list removes them).
@@ -257,8 +269,11 @@ impl Registry {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let mut next: Vec<Arc<ResourceType>> =
-            guard.iter().filter(|t| t.crd.as_deref() != Some(crd)).cloned().collect();
+        let mut next: Vec<Arc<ResourceType>> = guard
+            .iter()
+            .filter(|t| t.crd.as_deref() != Some(crd))
+            .cloned()
+            .collect();
         next.extend(types.into_iter().map(Arc::new));
         *guard = Arc::new(next);
     }
@@ -274,7 +289,10 @@ mod tests {
         let t = r.lookup("apps", "v1", "deployments").expect("deployments");
         assert_eq!(t.kind, "Deployment");
         assert!(t.has_scale() && t.has_status());
-        assert_eq!(t.key(Some("default"), "web"), "/registry/apps/deployments/default/web");
+        assert_eq!(
+            t.key(Some("default"), "web"),
+            "/registry/apps/deployments/default/web"
+        );
     }
 
     #[test]

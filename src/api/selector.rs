@@ -29,11 +29,16 @@ fn valid_key(key: &str) -> bool {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 253 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c))
+        !p.is_empty()
+            && p.len() <= 253
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c))
     });
     name_ok && prefix_ok
 }
@@ -41,7 +46,8 @@ fn valid_key(key: &str) -> bool {
 fn valid_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
@@ -127,25 +133,48 @@ impl LabelSelector {
     /// `None` or `{}` selects everything.
     pub fn from_object(sel: Option<&Value>) -> Result<LabelSelector, ApiError> {
         let mut requirements = Vec::new();
-        let Some(sel) = sel else { return Ok(LabelSelector::default()) };
+        let Some(sel) = sel else {
+            return Ok(LabelSelector::default());
+        };
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                requirements.push(Requirement::In(k.clone(), [v.as_str().unwrap_or_default().to_string()].into()));
+                requirements.push(Requirement::In(
+                    k.clone(),
+                    [v.as_str().unwrap_or_default().to_string()].into(),
+                ));
             }
         }
-        for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+        for e in sel
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let values: BTreeSet<String> = e
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|vs| vs.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|vs| {
+                    vs.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             requirements.push(match e.get("operator").and_then(Value::as_str) {
                 Some("In") => Requirement::In(key, values),
                 Some("NotIn") => Requirement::NotIn(key, values),
                 Some("Exists") => Requirement::Exists(key),
                 Some("DoesNotExist") => Requirement::DoesNotExist(key),
-                other => return Err(ApiError::bad_request(format!("{other:?} is not a valid label selector operator"))),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "{other:?} is not a valid label selector operator"
+                    )));
+                }
             });
         }
         Ok(LabelSelector { requirements })
@@ -180,13 +209,27 @@ pub struct FieldSelector {
 fn supported_fields(group: &str, resource: &str) -> &'static [&'static str] {
     match (group, resource) {
         ("", "pods") => &[
-            "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
         ],
         ("", "events") => &[
-            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-            "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-            "reason", "reportingComponent", "source", "type",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
         ],
         ("", "secrets") => &["type"],
         ("", "namespaces") => &["status.phase"],
@@ -207,7 +250,11 @@ fn field_value(obj: &Value, field: &str) -> String {
         Some(Value::Number(n)) => n.to_string(),
         _ => {
             // Unset booleans select as "false", as the Go conversion functions do.
-            if field == "spec.unschedulable" || field == "spec.hostNetwork" { "false".into() } else { String::new() }
+            if field == "spec.unschedulable" || field == "spec.hostNetwork" {
+                "false".into()
+            } else {
+                String::new()
+            }
         }
     }
 }
@@ -223,11 +270,18 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{term}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{term}'"
+                )));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" && !supported_fields(group, resource).contains(&field) {
-                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !supported_fields(group, resource).contains(&field)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {field}"
+                )));
             }
             terms.push((field.to_string(), eq, value.trim().to_string()));
         }
@@ -244,7 +298,10 @@ impl FieldSelector {
 
     /// The name pinned by `metadata.name=X`, if any (lets a watch or list read one key).
     pub fn pinned_name(&self) -> Option<&str> {
-        self.terms.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
+        self.terms
+            .iter()
+            .find(|(f, eq, _)| f == "metadata.name" && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 
     /// True when there are no terms.
@@ -280,10 +337,13 @@ mod tests {
 
     #[test]
     fn equality_and_set_based_terms_combine() {
-        let s = LabelSelector::parse("app=web,tier!=db,env in (prod, staging),!legacy,track").expect("parse");
+        let s = LabelSelector::parse("app=web,tier!=db,env in (prod, staging),!legacy,track")
+            .expect("parse");
         assert!(s.matches(&obj(json!({"app": "web", "env": "prod", "track": "x"}))));
         assert!(!s.matches(&obj(json!({"app": "web", "env": "dev", "track": "x"}))));
-        assert!(!s.matches(&obj(json!({"app": "web", "env": "prod", "track": "x", "legacy": "1"}))));
+        assert!(!s.matches(&obj(
+            json!({"app": "web", "env": "prod", "track": "x", "legacy": "1"})
+        )));
         assert!(!s.matches(&obj(json!({"app": "web", "env": "prod"}))));
     }
 
@@ -313,7 +373,8 @@ mod tests {
 
     #[test]
     fn field_selector_on_pod_phase_and_unsupported_field() {
-        let f = FieldSelector::parse("status.phase=Running,metadata.name!=q", "", "pods").expect("parse");
+        let f = FieldSelector::parse("status.phase=Running,metadata.name!=q", "", "pods")
+            .expect("parse");
         assert!(f.matches(&obj(json!({}))));
         let e = FieldSelector::parse("spec.foo=bar", "", "pods").expect_err("unsupported");
         assert_eq!(e.message, "field label not supported: spec.foo");

@@ -17,7 +17,11 @@ const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 /// Admit a new object. The returned guard (Services only) must be held until the
 /// object is stored, so two Services never get the same address or port.
-pub(crate) async fn admit_create<'a>(s: &'a Shared, rt: &ResourceType, obj: &mut Value) -> Result<Option<MutexGuard<'a, ()>>, ApiError> {
+pub(crate) async fn admit_create<'a>(
+    s: &'a Shared,
+    rt: &ResourceType,
+    obj: &mut Value,
+) -> Result<Option<MutexGuard<'a, ()>>, ApiError> {
     if rt.namespaced {
         namespace_lifecycle(s, rt, obj)?;
     }
@@ -30,8 +34,14 @@ pub(crate) async fn admit_create<'a>(s: &'a Shared, rt: &ResourceType, obj: &mut
 }
 
 fn namespace_lifecycle(s: &Shared, rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (_, namespace) = s
         .store
         .get(&format!("/registry/core/namespaces/{ns}"))
@@ -53,19 +63,43 @@ fn namespace_lifecycle(s: &Shared, rt: &ResourceType, obj: &Value) -> Result<(),
 
 fn service_invalid(name: &str, field: &str, message: String) -> ApiError {
     let full = format!("Service \"{name}\" is invalid: {field}: {message}");
-    ApiError::invalid("", "Service", name, full, vec![Cause { reason: "FieldValueInvalid".into(), message, field: field.into() }])
+    ApiError::invalid(
+        "",
+        "Service",
+        name,
+        full,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message,
+            field: field.into(),
+        }],
+    )
 }
 
 /// Addresses and ports already taken by stored Services.
 fn taken(s: &Shared) -> Result<(HashSet<Ipv4Addr>, HashSet<u64>), ApiError> {
-    let listing = s.store.list("/registry/core/services/", None, 0).map_err(ApiError::internal)?;
+    let listing = s
+        .store
+        .list("/registry/core/services/", None, 0)
+        .map_err(ApiError::internal)?;
     let mut ips = HashSet::new();
     let mut ports = HashSet::new();
     for item in listing.items {
-        if let Some(ip) = item.object.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+        if let Some(ip) = item
+            .object
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
             ips.insert(ip);
         }
-        for p in item.object.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in item
+            .object
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
                 ports.insert(n);
             }
@@ -75,8 +109,16 @@ fn taken(s: &Shared) -> Result<(HashSet<Ipv4Addr>, HashSet<u64>), ApiError> {
 }
 
 fn allocate_service(s: &Shared, obj: &mut Value) -> Result<(), ApiError> {
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-    let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let ty = obj
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     if ty == "ExternalName" {
         return Ok(());
     }
@@ -85,28 +127,57 @@ fn allocate_service(s: &Shared, obj: &mut Value) -> Result<(), ApiError> {
     let size = 1u32 << (32 - u32::from(bits));
     let base = u32::from(base);
     let in_range = |ip: Ipv4Addr| (u32::from(ip) & !(size - 1)) == base;
-    let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    let requested = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let ip = match requested.as_str() {
         "None" => None,
         "" => {
             // Skip the network address, .1 (kubernetes) and .10 (kube-dns), which the
             // cluster reserves for itself.
             let mut rng = rand::rng();
-            let found = (0..4096).map(|_| Ipv4Addr::from(base + rng.random_range(11..size - 1))).find(|ip| !used_ips.contains(ip));
+            let found = (0..4096)
+                .map(|_| Ipv4Addr::from(base + rng.random_range(11..size - 1)))
+                .find(|ip| !used_ips.contains(ip));
             let ip = found
-                .or_else(|| (11..size - 1).map(|o| Ipv4Addr::from(base + o)).find(|ip| !used_ips.contains(ip)))
-                .ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))?;
+                .or_else(|| {
+                    (11..size - 1)
+                        .map(|o| Ipv4Addr::from(base + o))
+                        .find(|ip| !used_ips.contains(ip))
+                })
+                .ok_or_else(|| {
+                    ApiError::internal("failed to allocate a serviceIP: range is full")
+                })?;
             Some(ip.to_string())
         }
         other => {
-            let ip: Ipv4Addr = other
-                .parse()
-                .map_err(|_| service_invalid(&name, "spec.clusterIPs[0]", format!("Invalid value: \"{other}\": must be a valid IP address")))?;
+            let ip: Ipv4Addr = other.parse().map_err(|_| {
+                service_invalid(
+                    &name,
+                    "spec.clusterIPs[0]",
+                    format!("Invalid value: \"{other}\": must be a valid IP address"),
+                )
+            })?;
             if !in_range(ip) {
-                return Err(service_invalid(&name, "spec.clusterIPs", format!("Invalid value: []string{{\"{other}\"}}: failed to allocate IP {other}: the provided IP ({other}) is not in the valid range. The range of valid IPs is {}/{bits}", Ipv4Addr::from(base))));
+                return Err(service_invalid(
+                    &name,
+                    "spec.clusterIPs",
+                    format!(
+                        "Invalid value: []string{{\"{other}\"}}: failed to allocate IP {other}: the provided IP ({other}) is not in the valid range. The range of valid IPs is {}/{bits}",
+                        Ipv4Addr::from(base)
+                    ),
+                ));
             }
             if used_ips.contains(&ip) {
-                return Err(service_invalid(&name, "spec.clusterIPs", format!("Invalid value: []string{{\"{other}\"}}: failed to allocate IP {other}: provided IP is already allocated")));
+                return Err(service_invalid(
+                    &name,
+                    "spec.clusterIPs",
+                    format!(
+                        "Invalid value: []string{{\"{other}\"}}: failed to allocate IP {other}: provided IP is already allocated"
+                    ),
+                ));
             }
             Some(other.to_string())
         }
@@ -125,7 +196,11 @@ fn allocate_service(s: &Shared, obj: &mut Value) -> Result<(), ApiError> {
         for (i, p) in ports.into_iter().flatten().enumerate() {
             match p.get("nodePort").and_then(Value::as_u64) {
                 Some(n) if used.contains(&n) => {
-                    return Err(service_invalid(&name, &format!("spec.ports[{i}].nodePort"), format!("Invalid value: {n}: provided port is already allocated")));
+                    return Err(service_invalid(
+                        &name,
+                        &format!("spec.ports[{i}].nodePort"),
+                        format!("Invalid value: {n}: provided port is already allocated"),
+                    ));
                 }
                 Some(n) => {
                     used.insert(n);
@@ -135,7 +210,9 @@ fn allocate_service(s: &Shared, obj: &mut Value) -> Result<(), ApiError> {
                         .map(|_| u64::from(rng.random_range(NODE_PORTS)))
                         .find(|n| !used.contains(n))
                         .or_else(|| NODE_PORTS.map(u64::from).find(|n| !used.contains(n)))
-                        .ok_or_else(|| ApiError::internal("failed to allocate a nodePort: range is full"))?;
+                        .ok_or_else(|| {
+                            ApiError::internal("failed to allocate a nodePort: range is full")
+                        })?;
                     used.insert(free);
                     p["nodePort"] = json!(free);
                 }

@@ -13,18 +13,45 @@ fn is_crd(rt: &ResourceType) -> bool {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The resource types a CRD serves (one per served version).
 pub(crate) fn types_of(crd: &Value) -> Vec<ResourceType> {
     let spec = crd.get("spec").cloned().unwrap_or_default();
-    let group = spec.get("group").and_then(Value::as_str).unwrap_or_default().to_string();
+    let group = spec
+        .get("group")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let names = spec.get("names").cloned().unwrap_or_default();
-    let plural = names.get("plural").and_then(Value::as_str).unwrap_or_default().to_string();
-    let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-    let singular = names.get("singular").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| kind.to_lowercase());
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let plural = names
+        .get("plural")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let singular = names
+        .get("singular")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
     spec.get("versions")
         .and_then(Value::as_array)
@@ -41,7 +68,11 @@ pub(crate) fn types_of(crd: &Value) -> Vec<ResourceType> {
             }
             ResourceType {
                 group: group.clone(),
-                version: v.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                version: v
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 resource: plural.clone(),
                 singular: singular.clone(),
                 kind: kind.clone(),
@@ -53,7 +84,11 @@ pub(crate) fn types_of(crd: &Value) -> Vec<ResourceType> {
                 schema: None,
                 codec: None,
                 crd_schema: v.pointer("/schema/openAPIV3Schema").cloned(),
-                printer_columns: v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
                 crd: Some(name.clone()),
                 storage: format!("{group}/{plural}"),
             }
@@ -63,9 +98,21 @@ pub(crate) fn types_of(crd: &Value) -> Vec<ResourceType> {
 
 /// Load every stored CRD into the registry (at startup).
 pub(crate) fn register_existing(s: &Shared) -> Result<(), ApiError> {
-    let listing = s.store.list("/registry/apiextensions.k8s.io/customresourcedefinitions/", None, 0).map_err(ApiError::internal)?;
+    let listing = s
+        .store
+        .list(
+            "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+            None,
+            0,
+        )
+        .map_err(ApiError::internal)?;
     for item in listing.items {
-        let name = item.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = item
+            .object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         s.registry.set_custom(&name, types_of(&item.object));
     }
     Ok(())
@@ -78,9 +125,7 @@ pub(crate) fn prepare(rt: &ResourceType, obj: &mut Value) {
         return;
     }
     let now = crate::api::clock::now();
-    let condition = |t: &str, reason: &str, message: &str| {
-        json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message})
-    };
+    let condition = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
     let stored: Vec<Value> = obj
         .pointer("/spec/versions")
         .and_then(Value::as_array)
@@ -102,7 +147,10 @@ pub(crate) fn prepare(rt: &ResourceType, obj: &mut Value) {
 /// After a CRD was stored: (re)register what it serves.
 pub(crate) fn after_write(s: &Shared, rt: &ResourceType, obj: &Value) {
     if is_crd(rt) {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         s.registry.set_custom(name, types_of(obj));
         s.openapi.invalidate();
     }
@@ -114,7 +162,10 @@ pub(crate) async fn after_delete(s: &Shared, rt: &ResourceType, obj: &Value) {
     if !is_crd(rt) {
         return;
     }
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(t) = types_of(obj).into_iter().next() else {
         s.registry.set_custom(name, Vec::new());
         return;
@@ -124,7 +175,14 @@ pub(crate) async fn after_delete(s: &Shared, rt: &ResourceType, obj: &Value) {
     let prefix = t.key_prefix(None);
     if let Ok(listing) = s.store.list(&prefix, None, 0) {
         for item in listing.items {
-            if let Err(e) = s.store.write(Write::Delete { key: item.key.clone(), expect: None }).await {
+            if let Err(e) = s
+                .store
+                .write(Write::Delete {
+                    key: item.key.clone(),
+                    expect: None,
+                })
+                .await
+            {
                 tracing::warn!(key = %item.key, error = %e, "removing a custom resource of a deleted CRD");
             }
         }

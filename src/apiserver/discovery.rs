@@ -39,7 +39,9 @@ fn groups(s: &Shared) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for t in s.registry.all().iter().filter(|t| !t.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == t.group) {
-            Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+            Some((_, versions)) if !versions.contains(&t.version) => {
+                versions.push(t.version.clone())
+            }
             Some(_) => {}
             None => out.push((t.group.clone(), vec![t.version.clone()])),
         }
@@ -64,7 +66,10 @@ pub(crate) fn group_list(s: &Shared) -> Value {
 
 /// `GET /apis/G`.
 pub(crate) fn group(s: &Shared, name: &str) -> Result<Value, ApiError> {
-    let (g, vs) = groups(s).into_iter().find(|(g, _)| g == name).ok_or_else(ApiError::path_not_found)?;
+    let (g, vs) = groups(s)
+        .into_iter()
+        .find(|(g, _)| g == name)
+        .ok_or_else(ApiError::path_not_found)?;
     let mut doc = group_doc(&g, &vs);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
@@ -111,7 +116,10 @@ fn subresource_entry(t: &ResourceType, sub: &str) -> Value {
 /// `GET /api/v1` or `GET /apis/G/V`.
 pub(crate) fn resource_list(s: &Shared, group: &str, version: &str) -> Result<Value, ApiError> {
     let all = s.registry.all();
-    let types: Vec<_> = all.iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<_> = all
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if types.is_empty() {
         return Err(ApiError::path_not_found());
     }
@@ -122,6 +130,12 @@ pub(crate) fn resource_list(s: &Shared, group: &str, version: &str) -> Result<Va
             resources.push(subresource_entry(t, sub));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Ok(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

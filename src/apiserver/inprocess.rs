@@ -39,7 +39,8 @@ where
 {
     type Response = Response<Body>;
     type Error = std::convert::Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -51,7 +52,11 @@ where
             let (parts, body) = req.into_parts();
             let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
                 Ok(c) => c.to_bytes(),
-                Err(e) => return Ok(response::error(&ApiError::bad_request(format!("reading the request body: {e}")))),
+                Err(e) => {
+                    return Ok(response::error(&ApiError::bad_request(format!(
+                        "reading the request body: {e}"
+                    ))));
+                }
             };
             Ok(api.handle(Request::from_parts(parts, bytes)).await)
         })

@@ -75,14 +75,22 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer").field("advertise", &self.shared.settings.advertise).finish()
+        f.debug_struct("ApiServer")
+            .field("advertise", &self.shared.settings.advertise)
+            .finish()
     }
 }
 
 impl ApiServer {
     /// A server over `store`; long-lived streams stop when `shutdown` is cancelled and
     /// are tracked by `tasks`.
-    pub fn new(store: Store, registry: Arc<Registry>, settings: Settings, shutdown: CancellationToken, tasks: TaskTracker) -> Result<ApiServer, ApiError> {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        settings: Settings,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Result<ApiServer, ApiError> {
         let shared = Arc::new(Shared {
             store,
             registry,
@@ -104,7 +112,8 @@ impl ApiServer {
     /// Serve one authenticated request whose body has been read.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let span = tracing::debug_span!("request", method = %parts.method, path = %parts.uri.path());
+        let span =
+            tracing::debug_span!("request", method = %parts.method, path = %parts.uri.path());
         let _enter = span.enter();
         let result = self.dispatch(&parts, body).await;
         match result {
@@ -116,30 +125,57 @@ impl ApiServer {
         }
     }
 
-    async fn dispatch(&self, parts: &http::request::Parts, body: Bytes) -> Result<Response<Body>, ApiError> {
+    async fn dispatch(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<Body>, ApiError> {
         let query = request::Query::parse(parts.uri.query());
         let route = request::route(parts.uri.path()).ok_or_else(ApiError::path_not_found)?;
         let s = &self.shared;
-        if !matches!(route, request::Route::Resource(_)) && parts.method != Method::GET && parts.method != Method::HEAD {
+        if !matches!(route, request::Route::Resource(_))
+            && parts.method != Method::GET
+            && parts.method != Method::HEAD
+        {
             return Err(ApiError::method_not_allowed());
         }
         match route {
             request::Route::Version => Ok(response::json(200, &discovery::version())),
             request::Route::Health(_) => Ok(response::text(200, "ok")),
-            request::Route::LegacyVersions => Ok(response::json(200, &discovery::legacy_versions(s))),
+            request::Route::LegacyVersions => {
+                Ok(response::json(200, &discovery::legacy_versions(s)))
+            }
             request::Route::GroupList => Ok(response::json(200, &discovery::group_list(s))),
             request::Route::Group(g) => discovery::group(s, &g).map(|v| response::json(200, &v)),
             request::Route::ResourceList { group, version } => {
                 discovery::resource_list(s, &group, &version).map(|v| response::json(200, &v))
             }
-            request::Route::OpenApiV2 => Ok(response::json(200, &s.openapi.v2(&s.registry))),
-            request::Route::OpenApiV3Index => Ok(response::json(200, &s.openapi.v3_index(&s.registry))),
+            request::Route::OpenApiV2 => {
+                // kubectl asks for v2 only as protobuf, and only when v3 failed; a JSON
+                // answer would be misread, so refuse what we cannot encode.
+                let accept = parts
+                    .headers
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/json");
+                if !accept.contains("json") && !accept.contains("*/*") {
+                    return Err(ApiError::not_acceptable(
+                        "only application/json is served for /openapi/v2",
+                    ));
+                }
+                Ok(response::json(200, &s.openapi.v2(&s.registry)))
+            }
+            request::Route::OpenApiV3Index => {
+                Ok(response::json(200, &s.openapi.v3_index(&s.registry)))
+            }
             request::Route::OpenApiV3 { group, version } => s
                 .openapi
                 .v3(&s.registry, &group, &version)
                 .map(|v| response::json(200, &v))
                 .ok_or_else(ApiError::path_not_found),
-            request::Route::Resource(target) => handlers::resource(s, parts, target, query, body).await,
+            request::Route::Resource(target) => {
+                handlers::resource(s, parts, target, query, body).await
+            }
         }
     }
 }

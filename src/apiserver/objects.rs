@@ -11,7 +11,9 @@ pub(crate) use crate::api::clock::now;
 
 /// `metadata.name`, or "".
 pub(crate) fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// Mutable `metadata`, created if missing.
@@ -29,19 +31,35 @@ pub(crate) fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 /// registry strategy does.
 pub(crate) fn tracks_generation(rt: &ResourceType) -> bool {
     rt.crd.is_some()
-        || matches!(rt.group.as_str(), "apps" | "batch" | "autoscaling" | "policy" | "apiextensions.k8s.io")
-        || matches!((rt.group.as_str(), rt.resource.as_str()), ("", "replicationcontrollers") | ("networking.k8s.io", "ingresses" | "networkpolicies"))
+        || matches!(
+            rt.group.as_str(),
+            "apps" | "batch" | "autoscaling" | "policy" | "apiextensions.k8s.io"
+        )
+        || matches!(
+            (rt.group.as_str(), rt.resource.as_str()),
+            ("", "replicationcontrollers") | ("networking.k8s.io", "ingresses" | "networkpolicies")
+        )
 }
 
 /// The QoS class Kubernetes derives from a pod's requests and limits.
 fn qos_class(pod: &Value) -> &'static str {
     let containers: Vec<&Value> = ["containers", "initContainers"]
         .iter()
-        .flat_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|k| {
+            pod.pointer(&format!("/spec/{k}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .collect();
-    let get = |c: &Value, kind: &str, res: &str| c.pointer(&format!("/resources/{kind}/{res}")).cloned();
+    let get =
+        |c: &Value, kind: &str, res: &str| c.pointer(&format!("/resources/{kind}/{res}")).cloned();
     let any = containers.iter().any(|c| {
-        ["requests", "limits"].iter().any(|k| c.pointer(&format!("/resources/{k}")).and_then(Value::as_object).is_some_and(|m| !m.is_empty()))
+        ["requests", "limits"].iter().any(|k| {
+            c.pointer(&format!("/resources/{k}"))
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+        })
     });
     if !any {
         return "BestEffort";
@@ -52,7 +70,11 @@ fn qos_class(pod: &Value) -> &'static str {
             limit.is_some() && get(c, "requests", r).is_none_or(|q| Some(q) == limit)
         })
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 /// Fill system metadata and the initial status of a new object.
@@ -61,7 +83,12 @@ pub(crate) fn prepare_create(rt: &ResourceType, obj: &mut Value) {
     let meta = meta_mut(obj);
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now()));
-    for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for k in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(k);
     }
     if tracks {
@@ -75,7 +102,9 @@ pub(crate) fn prepare_create(rt: &ResourceType, obj: &mut Value) {
             let qos = qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        ("", "persistentvolumeclaims" | "persistentvolumes") => obj["status"] = json!({"phase": "Pending"}),
+        ("", "persistentvolumeclaims" | "persistentvolumes") => {
+            obj["status"] = json!({"phase": "Pending"})
+        }
         ("", "services") => obj["status"] = json!({"loadBalancer": {}}),
         // Nodes and CRDs arrive with the status their writer knows.
         ("", "nodes") | ("apiextensions.k8s.io", _) => {}
@@ -91,13 +120,23 @@ pub(crate) fn prepare_create(rt: &ResourceType, obj: &mut Value) {
 /// Everything but `metadata` and `status`: what a generation counts.
 fn spec_part(obj: &Value) -> Map<String, Value> {
     obj.as_object()
-        .map(|o| o.iter().filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status")).map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Carry the system-owned fields of `old` into an update, keep status apart from spec
 /// (per subresource), and bump the generation when the spec changed.
-pub(crate) fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value, sub: Option<&str>) -> Value {
+pub(crate) fn prepare_update(
+    rt: &ResourceType,
+    old: &Value,
+    mut new: Value,
+    sub: Option<&str>,
+) -> Value {
     if sub == Some("status") {
         // The status subresource changes status only.
         let mut merged = old.clone();
@@ -124,7 +163,14 @@ pub(crate) fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value, sub
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let changed = spec_part(old) != spec_part(&new);
     let meta = meta_mut(&mut new);
-    for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+    ] {
         match old_meta.get(k) {
             Some(v) => meta.insert(k.into(), v.clone()),
             None => meta.remove(k),
@@ -132,7 +178,10 @@ pub(crate) fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value, sub
     }
     meta.remove("selfLink");
     if tracks_generation(rt) && changed {
-        let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+        let g = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         meta.insert("generation".into(), json!(g + 1));
     }
     new
@@ -155,16 +204,32 @@ pub(crate) fn unchanged(old: &Value, new: &Value) -> bool {
 /// Whether a deleted-pending object may now go: deletionTimestamp set and no finalizers
 /// left (for namespaces, neither metadata nor spec finalizers).
 pub(crate) fn ready_to_remove(obj: &Value) -> bool {
-    let empty = |p: &str| obj.pointer(p).and_then(Value::as_array).is_none_or(Vec::is_empty);
-    obj.pointer("/metadata/deletionTimestamp").is_some() && empty("/metadata/finalizers") && empty("/spec/finalizers")
+    let empty = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    };
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+        && empty("/metadata/finalizers")
+        && empty("/spec/finalizers")
 }
 
 /// The resourceVersion a client sent in the object, if any.
-pub(crate) fn sent_resource_version(obj: &Value, rt: &ResourceType, name: &str) -> Result<Option<u64>, ApiError> {
-    match obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+pub(crate) fn sent_resource_version(
+    obj: &Value,
+    rt: &ResourceType,
+    name: &str,
+) -> Result<Option<u64>, ApiError> {
+    match obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         None | Some("") => Ok(None),
         Some(s) => s.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(format!("{} \"{name}\": invalid resourceVersion {s:?}", crate::api::error::qualified(&rt.group, &rt.resource)))
+            ApiError::bad_request(format!(
+                "{} \"{name}\": invalid resourceVersion {s:?}",
+                crate::api::error::qualified(&rt.group, &rt.resource)
+            ))
         }),
     }
 }
@@ -174,8 +239,12 @@ pub(crate) fn store_error(rt: &ResourceType, name: &str, e: store::Error) -> Api
     match e {
         store::Error::NotFound => ApiError::not_found(&rt.group, &rt.resource, name),
         store::Error::AlreadyExists => ApiError::already_exists(&rt.group, &rt.resource, name),
-        store::Error::Conflict { .. } => ApiError::conflict(&rt.group, &rt.resource, name, ApiError::MODIFIED),
-        store::Error::TooOld { requested, oldest } => ApiError::expired(format!("too old resource version: {requested} ({oldest})")),
+        store::Error::Conflict { .. } => {
+            ApiError::conflict(&rt.group, &rt.resource, name, ApiError::MODIFIED)
+        }
+        store::Error::TooOld { requested, oldest } => {
+            ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+        }
         other => ApiError::internal(other),
     }
 }
@@ -190,11 +259,24 @@ mod tests {
         let r = Registry::builtin();
         let rt = r.lookup("apps", "v1", "deployments").expect("type");
         let old = json!({"metadata": {"name": "w", "generation": 1, "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let scaled = prepare_update(&rt, &old, json!({"metadata": {"name": "w"}, "spec": {"replicas": 3}}), None);
+        let scaled = prepare_update(
+            &rt,
+            &old,
+            json!({"metadata": {"name": "w"}, "spec": {"replicas": 3}}),
+            None,
+        );
         assert_eq!(scaled["metadata"]["generation"], 2);
-        assert_eq!(scaled["status"]["replicas"], 1, "status is kept from the stored object");
+        assert_eq!(
+            scaled["status"]["replicas"], 1,
+            "status is kept from the stored object"
+        );
         assert_eq!(scaled["metadata"]["uid"], "u");
-        let labelled = prepare_update(&rt, &old, json!({"metadata": {"name": "w", "labels": {"a": "b"}}, "spec": {"replicas": 1}}), None);
+        let labelled = prepare_update(
+            &rt,
+            &old,
+            json!({"metadata": {"name": "w", "labels": {"a": "b"}}, "spec": {"replicas": 1}}),
+            None,
+        );
         assert_eq!(labelled["metadata"]["generation"], 1);
     }
 
@@ -203,16 +285,26 @@ mod tests {
         let r = Registry::builtin();
         let rt = r.lookup("apps", "v1", "deployments").expect("type");
         let old = json!({"metadata": {"name": "w", "generation": 1}, "spec": {"replicas": 1}});
-        let out = prepare_update(&rt, &old, json!({"metadata": {"name": "w"}, "spec": {"replicas": 9}, "status": {"replicas": 1}}), Some("status"));
+        let out = prepare_update(
+            &rt,
+            &old,
+            json!({"metadata": {"name": "w"}, "spec": {"replicas": 9}, "status": {"replicas": 1}}),
+            Some("status"),
+        );
         assert_eq!(out["spec"]["replicas"], 1);
         assert_eq!(out["status"]["replicas"], 1);
     }
 
     #[test]
     fn pods_without_resources_are_best_effort() {
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})), "BestEffort");
         assert_eq!(
-            qos_class(&json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}})),
+            qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})),
+            "BestEffort"
+        );
+        assert_eq!(
+            qos_class(
+                &json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}})
+            ),
             "Guaranteed"
         );
     }

@@ -36,40 +36,59 @@ pub(crate) struct Target {
 const NAMESPACE_SUBRESOURCES: [&str; 2] = ["status", "finalize"];
 
 fn target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
-    let t = |resource: &str, namespace: Option<&str>, name: Option<&&str>, sub: Option<&&str>| Target {
-        group: group.into(),
-        version: version.into(),
-        resource: resource.into(),
-        namespace: namespace.map(str::to_owned),
-        name: name.map(|s| s.to_string()),
-        sub: sub.map(|s| s.to_string()),
-    };
+    let t =
+        |resource: &str, namespace: Option<&str>, name: Option<&&str>, sub: Option<&&str>| Target {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+            namespace: namespace.map(str::to_owned),
+            name: name.map(|s| s.to_string()),
+            sub: sub.map(|s| s.to_string()),
+        };
     match rest {
         ["namespaces", ns, resource, more @ ..] if !NAMESPACE_SUBRESOURCES.contains(resource) => {
             (more.len() <= 2).then(|| t(resource, Some(ns), more.first(), more.get(1)))
         }
-        [resource, more @ ..] if more.len() <= 2 => Some(t(resource, None, more.first(), more.get(1))),
+        [resource, more @ ..] if more.len() <= 2 => {
+            Some(t(resource, None, more.first(), more.get(1)))
+        }
         _ => None,
     }
 }
 
 /// Map a path to its route; `None` is a 404.
 pub(crate) fn route(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     Some(match segs.as_slice() {
         ["version"] => Route::Version,
         [h @ ("healthz" | "livez" | "readyz"), ..] => Route::Health((*h).to_string()),
         ["api"] => Route::LegacyVersions,
-        ["api", "v1"] => Route::ResourceList { group: String::new(), version: "v1".into() },
+        ["api", "v1"] => Route::ResourceList {
+            group: String::new(),
+            version: "v1".into(),
+        },
         ["api", "v1", rest @ ..] => Route::Resource(target("", "v1", rest)?),
         ["apis"] => Route::GroupList,
         ["apis", g] => Route::Group((*g).to_string()),
-        ["apis", g, v] => Route::ResourceList { group: (*g).into(), version: (*v).into() },
+        ["apis", g, v] => Route::ResourceList {
+            group: (*g).into(),
+            version: (*v).into(),
+        },
         ["apis", g, v, rest @ ..] => Route::Resource(target(g, v, rest)?),
         ["openapi", "v2"] | ["swagger.json"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
-        ["openapi", "v3", "api", "v1"] => Route::OpenApiV3 { group: String::new(), version: "v1".into() },
-        ["openapi", "v3", "apis", g, v] => Route::OpenApiV3 { group: (*g).into(), version: (*v).into() },
+        ["openapi", "v3", "api", "v1"] => Route::OpenApiV3 {
+            group: String::new(),
+            version: "v1".into(),
+        },
+        ["openapi", "v3", "apis", g, v] => Route::OpenApiV3 {
+            group: (*g).into(),
+            version: (*v).into(),
+        },
         _ => return None,
     })
 }
@@ -80,7 +99,11 @@ pub(crate) struct Query(HashMap<String, String>);
 
 impl Query {
     pub(crate) fn parse(q: Option<&str>) -> Query {
-        Query(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     pub(crate) fn get(&self, k: &str) -> Option<&str> {
@@ -89,14 +112,20 @@ impl Query {
 
     /// A boolean parameter as Go's strconv.ParseBool reads it.
     pub(crate) fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+        matches!(
+            self.get(k),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 
     /// A non-negative integer parameter; malformed values answer 400.
     pub(crate) fn number(&self, k: &str) -> Result<Option<u64>, ApiError> {
         match self.get(k) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {k}: {v:?}"))),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid {k}: {v:?}"))),
         }
     }
 
@@ -105,7 +134,9 @@ impl Query {
         match self.get("dryRun") {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}; supported values: \"All\""))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}; supported values: \"All\""
+            ))),
         }
     }
 }
@@ -144,7 +175,10 @@ pub(crate) fn negotiate(accept: Option<&str>, query: &Query) -> Result<Output, A
                 };
                 return Ok(Output::Table(include));
             }
-            ("application/json" | "*/*" | "application/*", Some("PartialObjectMetadata" | "PartialObjectMetadataList")) => {
+            (
+                "application/json" | "*/*" | "application/*",
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+            ) => {
                 return Ok(Output::Metadata);
             }
             ("application/json" | "*/*" | "application/*", None) => return Ok(Output::Json),
@@ -174,10 +208,28 @@ mod tests {
 
     #[test]
     fn namespaced_and_cluster_paths_route_to_targets() {
-        assert_eq!(route("/api/v1/namespaces/default/configmaps"), Some(t("", "configmaps", Some("default"), None, None)));
-        assert_eq!(route("/apis/apps/v1/namespaces/d/deployments/web/scale"), Some(t("apps", "deployments", Some("d"), Some("web"), Some("scale"))));
-        assert_eq!(route("/api/v1/namespaces/demo"), Some(t("", "namespaces", None, Some("demo"), None)));
-        assert_eq!(route("/api/v1/namespaces/demo/finalize"), Some(t("", "namespaces", None, Some("demo"), Some("finalize"))));
+        assert_eq!(
+            route("/api/v1/namespaces/default/configmaps"),
+            Some(t("", "configmaps", Some("default"), None, None))
+        );
+        assert_eq!(
+            route("/apis/apps/v1/namespaces/d/deployments/web/scale"),
+            Some(t(
+                "apps",
+                "deployments",
+                Some("d"),
+                Some("web"),
+                Some("scale")
+            ))
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/demo"),
+            Some(t("", "namespaces", None, Some("demo"), None))
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/demo/finalize"),
+            Some(t("", "namespaces", None, Some("demo"), Some("finalize")))
+        );
         assert_eq!(route("/api/v1/pods"), Some(t("", "pods", None, None, None)));
         assert_eq!(route("/api/v1/namespaces/a/pods/b/log/extra"), None);
     }
@@ -185,8 +237,23 @@ mod tests {
     #[test]
     fn kubectl_get_accept_header_asks_for_a_table() {
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(accept), &Query::default()).expect("ok"), Output::Table(IncludeObject::Metadata));
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, application/json"), &Query::default()).expect("ok"), Output::Json);
-        assert_eq!(negotiate(Some("text/html"), &Query::default()).expect_err("406").code, 406);
+        assert_eq!(
+            negotiate(Some(accept), &Query::default()).expect("ok"),
+            Output::Table(IncludeObject::Metadata)
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/vnd.kubernetes.protobuf, application/json"),
+                &Query::default()
+            )
+            .expect("ok"),
+            Output::Json
+        );
+        assert_eq!(
+            negotiate(Some("text/html"), &Query::default())
+                .expect_err("406")
+                .code,
+            406
+        );
     }
 }

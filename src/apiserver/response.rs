@@ -23,7 +23,10 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 fn with_type(code: u16, content_type: &'static str, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -78,7 +81,10 @@ pub(crate) fn object(code: u16, rt: &ResourceType, obj: &Value, output: Output) 
     match output {
         Output::Table(include) => {
             let meta = json!({ "resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null) });
-            json(code, &table::table(rt, std::slice::from_ref(obj), meta, include, true))
+            json(
+                code,
+                &table::table(rt, std::slice::from_ref(obj), meta, include, true),
+            )
         }
         Output::Metadata => json(code, &partial_metadata(obj)),
         _ => encode(code, obj, output),
@@ -86,7 +92,12 @@ pub(crate) fn object(code: u16, rt: &ResourceType, obj: &Value, output: Output) 
 }
 
 /// A list in the negotiated representation; `meta` is the ListMeta.
-pub(crate) fn list(rt: &ResourceType, items: Vec<Value>, meta: Value, output: Output) -> Response<Body> {
+pub(crate) fn list(
+    rt: &ResourceType,
+    items: Vec<Value>,
+    meta: Value,
+    output: Output,
+) -> Response<Body> {
     match output {
         Output::Table(include) => json(200, &table::table(rt, &items, meta, include, true)),
         Output::Metadata => json(

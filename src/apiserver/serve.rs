@@ -45,7 +45,10 @@ pub struct Listener {
 /// Paths anyone may read without credentials, as the real API server's
 /// `system:public-info-viewer` role allows.
 fn anonymous_allowed(path: &str) -> bool {
-    matches!(path, "/version" | "/healthz" | "/livez" | "/readyz") || path.starts_with("/livez/") || path.starts_with("/readyz/") || path.starts_with("/healthz/")
+    matches!(path, "/version" | "/healthz" | "/livez" | "/readyz")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
+        || path.starts_with("/healthz/")
 }
 
 /// Compare without leaking where the first difference is.
@@ -61,24 +64,44 @@ fn authenticated(req: &Request<Incoming>, token: &str) -> bool {
         .is_some_and(|t| same(t.trim().as_bytes(), token.as_bytes()))
 }
 
-async fn handle(api: ApiServer, token: Arc<str>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+async fn handle(
+    api: ApiServer,
+    token: Arc<str>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     if !anonymous_allowed(req.uri().path()) && !authenticated(&req, &token) {
         return Ok(response::error(&ApiError::unauthorized()));
     }
     let (parts, body) = req.into_parts();
     let bytes: Bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Ok(response::error(&ApiError::too_large(format!("Request entity too large: limit is {MAX_BODY}"))));
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Ok(response::error(&ApiError::too_large(format!(
+                "Request entity too large: limit is {MAX_BODY}"
+            ))));
         }
-        Err(e) => return Ok(response::error(&ApiError::bad_request(format!("reading the request body: {e}")))),
+        Err(e) => {
+            return Ok(response::error(&ApiError::bad_request(format!(
+                "reading the request body: {e}"
+            ))));
+        }
     };
     Ok(api.handle(Request::from_parts(parts, bytes)).await)
 }
 
 /// Accept connections until `shutdown`; each connection is served on its own task
 /// tracked by `tasks` and closed gracefully on shutdown.
-pub async fn serve(api: ApiServer, listener: Listener, tls: Tls, token: String, shutdown: CancellationToken, tasks: TaskTracker) {
+pub async fn serve(
+    api: ApiServer,
+    listener: Listener,
+    tls: Tls,
+    token: String,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
     let acceptor = TlsAcceptor::from(tls.config);
     let token: Arc<str> = token.into();
     loop {
@@ -93,17 +116,24 @@ pub async fn serve(api: ApiServer, listener: Listener, tls: Tls, token: String, 
             _ = shutdown.cancelled() => break,
         };
         let _ = tcp.set_nodelay(true);
-        let (api, token, acceptor, shutdown) = (api.clone(), token.clone(), acceptor.clone(), shutdown.clone());
+        let (api, token, acceptor, shutdown) = (
+            api.clone(),
+            token.clone(),
+            acceptor.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = hyper::service::service_fn(move |req| handle(api.clone(), token.clone(), req));
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let service =
+                hyper::service::service_fn(move |req| handle(api.clone(), token.clone(), req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(conn);

@@ -10,7 +10,9 @@ use crate::api::table as printers;
 /// Columns and cells of a custom resource: NAME, its `additionalPrinterColumns`, and
 /// AGE unless the CRD lists its own.
 fn custom_columns(rt: &ResourceType) -> Vec<Value> {
-    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    let mut cols = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
     for c in &rt.printer_columns {
         cols.push(json!({
             "name": c.get("name").cloned().unwrap_or(Value::Null),
@@ -30,7 +32,11 @@ fn custom_columns(rt: &ResourceType) -> Vec<Value> {
 /// `.status.conditions[0].type`).
 fn simple_json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = obj;
-    for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
         let (field, index) = match part.split_once('[') {
             Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (part, None),
@@ -49,23 +55,41 @@ fn custom_cells(rt: &ResourceType, obj: &Value, now: jiff::Timestamp) -> Vec<Val
         let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
         let v = simple_json_path(obj, path).cloned().unwrap_or(Value::Null);
         let is_date = c.get("type").and_then(Value::as_str) == Some("date");
-        cells.push(if is_date { age_cell(v.as_str(), now) } else { v });
+        cells.push(if is_date {
+            age_cell(v.as_str(), now)
+        } else {
+            v
+        });
     }
     if rt.printer_columns.is_empty() {
-        cells.push(age_cell(obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str), now));
+        cells.push(age_cell(
+            obj.pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str),
+            now,
+        ));
     }
     cells
 }
 
 fn age_cell(ts: Option<&str>, now: jiff::Timestamp) -> Value {
-    let Some(t) = ts.and_then(|s| s.parse::<jiff::Timestamp>().ok()) else { return json!("<unknown>") };
+    let Some(t) = ts.and_then(|s| s.parse::<jiff::Timestamp>().ok()) else {
+        return json!("<unknown>");
+    };
     let secs = now.as_second().saturating_sub(t.as_second()).max(0);
-    json!(printers::human_duration(std::time::Duration::from_secs(secs.unsigned_abs())))
+    json!(printers::human_duration(std::time::Duration::from_secs(
+        secs.unsigned_abs()
+    )))
 }
 
 /// Build a Table of `items`. `with_columns` is false for watch events after the first,
 /// as the real server sends column definitions once.
-pub(crate) fn table(rt: &ResourceType, items: &[Value], meta: Value, include: IncludeObject, with_columns: bool) -> Value {
+pub(crate) fn table(
+    rt: &ResourceType,
+    items: &[Value],
+    meta: Value,
+    include: IncludeObject,
+    with_columns: bool,
+) -> Value {
     let now = jiff::Timestamp::now();
     let custom = rt.codec.is_none();
     let columns: Vec<Value> = if custom {
@@ -79,7 +103,11 @@ pub(crate) fn table(rt: &ResourceType, items: &[Value], meta: Value, include: In
     let rows: Vec<Value> = items
         .iter()
         .map(|obj| {
-            let cells = if custom { custom_cells(rt, obj, now) } else { printers::cells(&rt.group, &rt.resource, obj, now) };
+            let cells = if custom {
+                custom_cells(rt, obj, now)
+            } else {
+                printers::cells(&rt.group, &rt.resource, obj, now)
+            };
             let mut row = json!({ "cells": cells });
             match include {
                 IncludeObject::None => {}

@@ -29,15 +29,26 @@ pub enum Error {
 
 /// Delete everything in a terminating namespace; finalize it once empty.
 async fn sync_namespace(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let Some(name) = ns.metadata.name.clone() else { return Ok(Action::await_change()) };
+    let Some(name) = ns.metadata.name.clone() else {
+        return Ok(Action::await_change());
+    };
     let terminating = ns.metadata.deletion_timestamp.is_some();
-    let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+    let finalizers = ns
+        .spec
+        .as_ref()
+        .and_then(|s| s.finalizers.clone())
+        .unwrap_or_default();
     if !terminating || !finalizers.iter().any(|f| f == "kubernetes") {
         return Ok(Action::await_change());
     }
     let mut remaining = 0usize;
     let mut seen = std::collections::HashSet::new();
-    for t in ctx.registry.all().iter().filter(|t| t.namespaced && t.verbs.contains(&"deletecollection")) {
+    for t in ctx
+        .registry
+        .all()
+        .iter()
+        .filter(|t| t.namespaced && t.verbs.contains(&"deletecollection"))
+    {
         // Versions of one resource share storage: one pass per storage is enough.
         if !seen.insert(t.storage.clone()) {
             continue;
@@ -45,18 +56,29 @@ async fn sync_namespace(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action,
         let gvk = GroupVersionKind::gvk(&t.group, &t.version, &t.kind);
         let ar = ApiResource::from_gvk_with_plural(&gvk, &t.resource);
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &name, &ar);
-        api.delete_collection(&DeleteParams::background(), &ListParams::default()).await?;
-        remaining += api.list_metadata(&ListParams::default().limit(1)).await?.items.len();
+        api.delete_collection(&DeleteParams::background(), &ListParams::default())
+            .await?;
+        remaining += api
+            .list_metadata(&ListParams::default().limit(1))
+            .await?
+            .items
+            .len();
     }
     if remaining > 0 {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let mut finalized = (*ns).clone();
     if let Some(spec) = finalized.spec.as_mut() {
-        spec.finalizers = Some(finalizers.into_iter().filter(|f| f != "kubernetes").collect());
+        spec.finalizers = Some(
+            finalizers
+                .into_iter()
+                .filter(|f| f != "kubernetes")
+                .collect(),
+        );
     }
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    api.replace_subresource("finalize", &name, &PostParams::default(), &finalized).await?;
+    api.replace_subresource("finalize", &name, &PostParams::default(), &finalized)
+        .await?;
     Ok(Action::await_change())
 }
 

@@ -59,14 +59,12 @@ struct Applied {
     event: Event,
 }
 
-fn apply_one(
-    table: &mut redb::Table<&str, &[u8]>,
-    rev: u64,
-    write: Write,
-) -> Result<Applied> {
+fn apply_one(table: &mut redb::Table<&str, &[u8]>, rev: u64, write: Write) -> Result<Applied> {
     let (key, current) = {
         let key = match &write {
-            Write::Create { key, .. } | Write::Update { key, .. } | Write::Delete { key, .. } => key.clone(),
+            Write::Create { key, .. } | Write::Update { key, .. } | Write::Delete { key, .. } => {
+                key.clone()
+            }
         };
         let current = match table.get(key.as_str()).map_err(storage)? {
             Some(row) => Some(decode_row(&key, row.value())?),
@@ -87,15 +85,35 @@ fn apply_one(
                 return Err(Error::AlreadyExists);
             }
             set_revision(&mut object, rev);
-            table.insert(key.as_str(), encode_row(rev, &object)?.as_slice()).map_err(storage)?;
-            Ok(Applied { event: Event { rev, key, kind: EventKind::Added, object: Arc::new(object), prev: None } })
+            table
+                .insert(key.as_str(), encode_row(rev, &object)?.as_slice())
+                .map_err(storage)?;
+            Ok(Applied {
+                event: Event {
+                    rev,
+                    key,
+                    kind: EventKind::Added,
+                    object: Arc::new(object),
+                    prev: None,
+                },
+            })
         }
-        Write::Update { mut object, expect, .. } => {
+        Write::Update {
+            mut object, expect, ..
+        } => {
             let (_, prev) = check(expect)?;
             set_revision(&mut object, rev);
-            table.insert(key.as_str(), encode_row(rev, &object)?.as_slice()).map_err(storage)?;
+            table
+                .insert(key.as_str(), encode_row(rev, &object)?.as_slice())
+                .map_err(storage)?;
             Ok(Applied {
-                event: Event { rev, key, kind: EventKind::Modified, object: Arc::new(object), prev: Some(Arc::new(prev)) },
+                event: Event {
+                    rev,
+                    key,
+                    kind: EventKind::Modified,
+                    object: Arc::new(object),
+                    prev: Some(Arc::new(prev)),
+                },
             })
         }
         Write::Delete { expect, .. } => {
@@ -103,7 +121,15 @@ fn apply_one(
             table.remove(key.as_str()).map_err(storage)?;
             let before = Arc::new(prev.clone());
             set_revision(&mut prev, rev);
-            Ok(Applied { event: Event { rev, key, kind: EventKind::Deleted, object: Arc::new(prev), prev: Some(before) } })
+            Ok(Applied {
+                event: Event {
+                    rev,
+                    key,
+                    kind: EventKind::Deleted,
+                    object: Arc::new(prev),
+                    prev: Some(before),
+                },
+            })
         }
     }
 }
@@ -111,14 +137,19 @@ fn apply_one(
 /// Apply a batch in one transaction. Writes that fail their own checks answer their
 /// writer and take no revision; if the commit itself fails, every writer hears why.
 fn commit_batch(db: &redb::Database, hub: &Mutex<Hub>, batch: Vec<Request>) {
-    let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().map(|r| (r.write, r.reply)).unzip();
+    let (writes, replies): (Vec<Write>, Vec<_>) =
+        batch.into_iter().map(|r| (r.write, r.reply)).unzip();
     let result = (|| -> Result<Vec<Result<Event>>> {
         let mut tx = db.begin_write().map_err(storage)?;
         tx.set_durability(Durability::Immediate).map_err(storage)?;
         let mut outcomes = Vec::with_capacity(writes.len());
         {
             let mut meta = tx.open_table(META).map_err(storage)?;
-            let mut rev = meta.get(REVISION).map_err(storage)?.map(|v| v.value()).unwrap_or(0);
+            let mut rev = meta
+                .get(REVISION)
+                .map_err(storage)?
+                .map(|v| v.value())
+                .unwrap_or(0);
             let mut table = tx.open_table(OBJECTS).map_err(storage)?;
             for write in writes {
                 let outcome = apply_one(&mut table, rev + 1, write).map(|a| a.event);

@@ -48,7 +48,9 @@ pub enum Error {
         oldest: u64,
     },
     /// The data dir's database is held by another process.
-    #[error("the database {0} is in use by another process (is another minke running on this data dir?)")]
+    #[error(
+        "the database {0} is in use by another process (is another minke running on this data dir?)"
+    )]
     Locked(String),
     /// redb failed.
     #[error("storage: {0}")]
@@ -118,7 +120,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { history: 100_000, max_batch: 512 }
+        Options {
+            history: 100_000,
+            max_batch: 512,
+        }
     }
 }
 
@@ -138,7 +143,9 @@ impl std::fmt::Debug for Store {
 
 /// Split a stored row into its resourceVersion and JSON.
 fn decode_row(key: &str, row: &[u8]) -> Result<(u64, Value)> {
-    let (rv, json) = row.split_at_checked(8).ok_or_else(|| Error::Corrupt(key.into()))?;
+    let (rv, json) = row
+        .split_at_checked(8)
+        .ok_or_else(|| Error::Corrupt(key.into()))?;
     let rv = u64::from_le_bytes(rv.try_into().map_err(|_| Error::Corrupt(key.into()))?);
     let value = serde_json::from_slice(json).map_err(|_| Error::Corrupt(key.into()))?;
     Ok((rv, value))
@@ -181,7 +188,11 @@ impl Store {
     fn read_revision(db: &redb::Database) -> Result<u64> {
         let tx = db.begin_read().map_err(storage)?;
         let meta = tx.open_table(META).map_err(storage)?;
-        Ok(meta.get(REVISION).map_err(storage)?.map(|v| v.value()).unwrap_or(0))
+        Ok(meta
+            .get(REVISION)
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// The current global resourceVersion.
@@ -193,7 +204,9 @@ impl Store {
     /// state, stamped with the deletion's resourceVersion).
     pub async fn write(&self, write: Write) -> Result<Arc<Value>> {
         let (reply, rx) = oneshot::channel();
-        self.writes.send(commit::Request { write, reply }).map_err(|_| Error::Closed)?;
+        self.writes
+            .send(commit::Request { write, reply })
+            .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -213,7 +226,11 @@ impl Store {
     pub fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
         let tx = self.db.begin_read().map_err(storage)?;
         let meta = tx.open_table(META).map_err(storage)?;
-        let revision = meta.get(REVISION).map_err(storage)?.map(|v| v.value()).unwrap_or(0);
+        let revision = meta
+            .get(REVISION)
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let table = tx.open_table(OBJECTS).map_err(storage)?;
         let mut items = Vec::new();
         let mut remaining = 0usize;
@@ -232,9 +249,17 @@ impl Store {
                 continue;
             }
             let (rv, value) = decode_row(key, v.value())?;
-            items.push(Item { key: key.to_string(), revision: rv, object: value });
+            items.push(Item {
+                key: key.to_string(),
+                revision: rv,
+                object: value,
+            });
         }
-        Ok(Listing { items, revision, remaining })
+        Ok(Listing {
+            items,
+            revision,
+            remaining,
+        })
     }
 
     /// Watch keys under `prefix`. `from = None` starts now and first replays every

@@ -8,7 +8,10 @@ fn cm(name: &str) -> Value {
 }
 
 fn create(key: &str, name: &str) -> Write {
-    Write::Create { key: key.into(), object: cm(name) }
+    Write::Create {
+        key: key.into(),
+        object: cm(name),
+    }
 }
 
 #[tokio::test]
@@ -25,8 +28,17 @@ async fn each_write_gets_the_next_global_revision() {
 async fn create_twice_is_already_exists_and_stale_update_is_conflict() {
     let s = Store::in_memory(Options::default()).expect("store");
     s.write(create("/r/a", "a")).await.expect("a");
-    assert!(matches!(s.write(create("/r/a", "a")).await, Err(Error::AlreadyExists)));
-    let stale = s.write(Write::Update { key: "/r/a".into(), object: cm("a"), expect: Some(7) }).await;
+    assert!(matches!(
+        s.write(create("/r/a", "a")).await,
+        Err(Error::AlreadyExists)
+    ));
+    let stale = s
+        .write(Write::Update {
+            key: "/r/a".into(),
+            object: cm("a"),
+            expect: Some(7),
+        })
+        .await;
     assert!(matches!(stale, Err(Error::Conflict { stored: 1 })));
     let (rv, _) = s.get("/r/a").expect("get").expect("present");
     assert_eq!(rv, 1, "a failed write leaves the object untouched");
@@ -38,12 +50,18 @@ async fn concurrent_writes_all_commit_with_distinct_revisions() {
     let mut tasks = Vec::new();
     for i in 0..200 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.write(create(&format!("/r/{i}"), &format!("n{i}"))).await }));
+        tasks.push(tokio::spawn(async move {
+            s.write(create(&format!("/r/{i}"), &format!("n{i}"))).await
+        }));
     }
     let mut revs = std::collections::BTreeSet::new();
     for t in tasks {
         let obj = t.await.expect("join").expect("write");
-        revs.insert(obj["metadata"]["resourceVersion"].as_str().map(str::to_owned));
+        revs.insert(
+            obj["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_owned),
+        );
     }
     assert_eq!(revs.len(), 200);
     assert_eq!(s.list("/r/", None, 0).expect("list").items.len(), 200);
@@ -73,14 +91,20 @@ async fn objects_and_revisions_survive_reopening_the_data_dir() {
     let s = reopened.expect("reopened");
     assert_eq!(s.revision().expect("rev"), 2);
     let (rv, obj) = s.get("/r/b").expect("get").expect("b");
-    assert_eq!((rv, obj["metadata"]["resourceVersion"].as_str()), (2, Some("2")));
+    assert_eq!(
+        (rv, obj["metadata"]["resourceVersion"].as_str()),
+        (2, Some("2"))
+    );
 }
 
 #[tokio::test]
 async fn a_second_open_of_the_same_dir_is_refused_as_locked() {
     let dir = tempfile::tempdir().expect("tmp");
     let _first = Store::open(dir.path(), Options::default()).expect("open");
-    assert!(matches!(Store::open(dir.path(), Options::default()), Err(Error::Locked(_))));
+    assert!(matches!(
+        Store::open(dir.path(), Options::default()),
+        Err(Error::Locked(_))
+    ));
 }
 
 #[tokio::test]
@@ -93,7 +117,13 @@ async fn list_pages_with_limit_and_start_after() {
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.remaining, 1);
     let next = s.list("/r/", Some(&page.items[1].key), 2).expect("page 2");
-    assert_eq!(next.items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["/r/c"]);
+    assert_eq!(
+        next.items
+            .iter()
+            .map(|i| i.key.as_str())
+            .collect::<Vec<_>>(),
+        ["/r/c"]
+    );
 }
 
 #[tokio::test]
@@ -101,7 +131,12 @@ async fn watch_without_revision_replays_current_objects_then_follows() {
     let s = Store::in_memory(Options::default()).expect("store");
     s.write(create("/r/a", "a")).await.expect("a");
     let mut w = s.watch("/r/", None).expect("watch");
-    s.write(Write::Delete { key: "/r/a".into(), expect: None }).await.expect("delete");
+    s.write(Write::Delete {
+        key: "/r/a".into(),
+        expect: None,
+    })
+    .await
+    .expect("delete");
     let first = w.next().await.expect("added");
     assert_eq!((first.kind, first.rev), (EventKind::Added, 1));
     let second = w.next().await.expect("deleted");
@@ -122,10 +157,20 @@ async fn watch_from_a_revision_replays_history_after_it_only_under_its_prefix() 
 
 #[tokio::test]
 async fn watch_older_than_the_history_window_is_too_old() {
-    let s = Store::in_memory(Options { history: 2, ..Options::default() }).expect("store");
+    let s = Store::in_memory(Options {
+        history: 2,
+        ..Options::default()
+    })
+    .expect("store");
     for n in ["a", "b", "c", "d"] {
         s.write(create(&format!("/r/{n}"), n)).await.expect("write");
     }
-    assert!(matches!(s.watch("/r/", Some(1)), Err(Error::TooOld { requested: 1, oldest: 2 })));
+    assert!(matches!(
+        s.watch("/r/", Some(1)),
+        Err(Error::TooOld {
+            requested: 1,
+            oldest: 2
+        })
+    ));
     assert!(s.watch("/r/", Some(2)).is_ok());
 }

@@ -53,7 +53,12 @@ pub(super) struct Hub {
 impl Hub {
     pub(super) fn new(revision: u64, capacity: usize) -> Hub {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
-        Hub { history: VecDeque::new(), capacity: capacity.max(1), oldest: revision, tx }
+        Hub {
+            history: VecDeque::new(),
+            capacity: capacity.max(1),
+            oldest: revision,
+            tx,
+        }
     }
 
     pub(super) fn publish(&mut self, events: Vec<Arc<Event>>) {
@@ -70,17 +75,34 @@ impl Hub {
     }
 
     pub(super) fn subscribe(&self, prefix: &str) -> Watch {
-        Watch { backlog: VecDeque::new(), rx: self.tx.subscribe(), prefix: prefix.to_string(), after: 0 }
+        Watch {
+            backlog: VecDeque::new(),
+            rx: self.tx.subscribe(),
+            prefix: prefix.to_string(),
+            after: 0,
+        }
     }
 
     pub(super) fn watch_from(&self, prefix: &str, rv: u64) -> Result<Watch> {
         if rv < self.oldest {
-            return Err(Error::TooOld { requested: rv, oldest: self.oldest });
+            return Err(Error::TooOld {
+                requested: rv,
+                oldest: self.oldest,
+            });
         }
-        let backlog: VecDeque<_> =
-            self.history.iter().filter(|e| e.rev > rv && e.key.starts_with(prefix)).cloned().collect();
+        let backlog: VecDeque<_> = self
+            .history
+            .iter()
+            .filter(|e| e.rev > rv && e.key.starts_with(prefix))
+            .cloned()
+            .collect();
         let last = self.history.back().map_or(rv, |e| e.rev.max(rv));
-        Ok(Watch { backlog, rx: self.tx.subscribe(), prefix: prefix.to_string(), after: last })
+        Ok(Watch {
+            backlog,
+            rx: self.tx.subscribe(),
+            prefix: prefix.to_string(),
+            after: last,
+        })
     }
 }
 
@@ -94,7 +116,10 @@ pub struct Watch {
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watch").field("prefix", &self.prefix).field("after", &self.after).finish()
+        f.debug_struct("Watch")
+            .field("prefix", &self.prefix)
+            .field("after", &self.after)
+            .finish()
     }
 }
 
@@ -104,7 +129,13 @@ impl Watch {
         self.backlog = items
             .into_iter()
             .map(|i| {
-                Arc::new(Event { rev: i.revision, key: i.key, kind: EventKind::Added, object: Arc::new(i.object), prev: None })
+                Arc::new(Event {
+                    rev: i.revision,
+                    key: i.key,
+                    kind: EventKind::Added,
+                    object: Arc::new(i.object),
+                    prev: None,
+                })
             })
             .collect();
         self.after = revision;
@@ -136,7 +167,10 @@ impl Watch {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Err(Error::TooOld { requested: self.after, oldest: self.after + 1 });
+                    return Err(Error::TooOld {
+                        requested: self.after,
+                        oldest: self.after + 1,
+                    });
                 }
                 Err(broadcast::error::RecvError::Closed) => return Err(Error::Closed),
             }

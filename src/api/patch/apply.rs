@@ -49,8 +49,16 @@ impl Step {
 }
 
 /// Metadata fields that belong to the system, never to a manager.
-const SYSTEM_META: [&str; 8] =
-    ["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"];
+const SYSTEM_META: [&str; 8] = [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+];
 
 /// The key of a list element: the element's values of the list's map keys, as the
 /// compact JSON object Kubernetes writes (`{"containerPort":80,"protocol":"TCP"}`).
@@ -65,12 +73,16 @@ fn element_key(item: &Value, keys: &[&str]) -> String {
 }
 
 fn list_keys(parent: Option<TypeRef>, field: &str) -> (Option<&'static str>, Vec<&'static str>) {
-    let Some(meta) = parent.map(|t| t.list_meta(field)) else { return (None, Vec::new()) };
+    let Some(meta) = parent.map(|t| t.list_meta(field)) else {
+        return (None, Vec::new());
+    };
     let mut keys = meta.list_map_keys.to_vec();
     if keys.is_empty() {
         keys.extend(meta.patch_merge_key);
     }
-    let kind = meta.list_type.or(if keys.is_empty() { None } else { Some("map") });
+    let kind = meta
+        .list_type
+        .or(if keys.is_empty() { None } else { Some("map") });
     (kind, keys)
 }
 
@@ -83,7 +95,9 @@ fn collect(obj: &Value, ty: Option<TypeRef>, prefix: &mut Path, out: &mut FieldS
         if prefix.is_empty() && (k == "apiVersion" || k == "kind" || k == "status") {
             continue;
         }
-        if prefix.as_slice() == [Step::Field("metadata".into())] && SYSTEM_META.contains(&k.as_str()) {
+        if prefix.as_slice() == [Step::Field("metadata".into())]
+            && SYSTEM_META.contains(&k.as_str())
+        {
             continue;
         }
         prefix.push(Step::Field(k.clone()));
@@ -161,7 +175,9 @@ fn decode(v: &Value, prefix: &mut Path, out: &mut FieldSet) {
             out.insert(prefix.clone());
             continue;
         }
-        let Some(step) = Step::decode(k) else { continue };
+        let Some(step) = Step::decode(k) else {
+            continue;
+        };
         prefix.push(step);
         if child.as_object().is_some_and(Map::is_empty) {
             out.insert(prefix.clone());
@@ -192,7 +208,8 @@ fn describe(path: &Path) -> String {
 }
 
 fn matches_key(item: &Value, key: &str) -> bool {
-    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|m| m.iter().all(|(k, v)| item.get(k) == Some(v)))
+    serde_json::from_str::<Map<String, Value>>(key)
+        .is_ok_and(|m| m.iter().all(|(k, v)| item.get(k) == Some(v)))
 }
 
 fn value_at<'a>(obj: &'a Value, path: &Path) -> Option<&'a Value> {
@@ -209,13 +226,19 @@ fn value_at<'a>(obj: &'a Value, path: &Path) -> Option<&'a Value> {
 }
 
 fn remove_at(obj: &mut Value, path: &Path) {
-    let Some((last, parent_path)) = path.split_last() else { return };
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for step in parent_path {
         let next = match step {
             Step::Field(f) => cur.get_mut(f),
-            Step::Key(k) => cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| matches_key(i, k))),
-            Step::Value(v) => cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| i.to_string() == *v)),
+            Step::Key(k) => cur
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| matches_key(i, k))),
+            Step::Value(v) => cur
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| i.to_string() == *v)),
             Step::Index(i) => cur.get_mut(*i),
         };
         let Some(next) = next else { return };
@@ -261,8 +284,16 @@ fn entries(obj: &Value) -> Vec<Entry> {
             }
             Entry {
                 raw: e.clone(),
-                manager: e.get("manager").and_then(Value::as_str).unwrap_or_default().into(),
-                operation: e.get("operation").and_then(Value::as_str).unwrap_or_default().into(),
+                manager: e
+                    .get("manager")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+                operation: e
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
                 fields,
             }
         })
@@ -287,21 +318,30 @@ fn set_entries(obj: &mut Value, list: Vec<Value>) {
 }
 
 /// The object to create for an apply that finds nothing: the configuration itself,
-/// owned by `manager`. (The type is not known here, so lists are recorded as leaves
-/// until the first apply on the stored object refines them.)
-pub fn managed_on_create(mut obj: Value, manager: &str) -> Value {
-    let fields = fields_of(&obj, None);
-    let version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-    set_entries(&mut obj, vec![entry(&version, manager, "Apply", &fields)]);
+/// owned by `manager`.
+pub fn managed_on_create(rt: &ResourceType, mut obj: Value, manager: &str) -> Value {
+    let fields = fields_of(&obj, root_type(rt));
+    set_entries(
+        &mut obj,
+        vec![entry(&rt.api_version(), manager, "Apply", &fields)],
+    );
     obj
 }
 
 /// Apply `config` as `manager` onto `live`. Fields the manager applied before and
 /// no longer applies are removed unless someone else owns them; fields another
 /// manager owns with a different value are conflicts (409) unless `force`.
-pub fn apply(rt: &ResourceType, live: &Value, config: &Value, manager: &str, force: bool) -> Result<Value, ApiError> {
+pub fn apply(
+    rt: &ResourceType,
+    live: &Value,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApiError> {
     if !config.is_object() {
-        return Err(ApiError::bad_request("error decoding patch: an apply configuration must be an object"));
+        return Err(ApiError::bad_request(
+            "error decoding patch: an apply configuration must be an object",
+        ));
     }
     let root = root_type(rt);
     let applied = fields_of(config, root);
@@ -316,8 +356,15 @@ pub fn apply(rt: &ResourceType, live: &Value, config: &Value, manager: &str, for
     let mut conflicts: Vec<(String, String, String)> = Vec::new();
     for e in &others {
         for p in e.fields.intersection(&applied) {
-            if value_at(config, p) != value_at(live, p) && value_at(config, p).is_some_and(|v| !v.is_object()) {
-                let version = e.raw.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+            if value_at(config, p) != value_at(live, p)
+                && value_at(config, p).is_some_and(|v| !v.is_object())
+            {
+                let version = e
+                    .raw
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 conflicts.push((e.manager.clone(), version, describe(p)));
             }
         }
@@ -330,14 +377,17 @@ pub fn apply(rt: &ResourceType, live: &Value, config: &Value, manager: &str, for
             e.fields = e.fields.difference(&applied).cloned().collect();
         }
     }
-    let owned_by_others: FieldSet = others.iter().flat_map(|e| e.fields.iter().cloned()).collect();
+    let owned_by_others: FieldSet = others
+        .iter()
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
     let mut base = live.clone();
     for p in previous.difference(&applied) {
         if !owned_by_others.contains(p) {
             remove_at(&mut base, p);
         }
     }
-    let mut merged = strategic::apply(&base, config, root).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut merged = strategic::apply(&base, config, root).map_err(|e| super::patch_error(&e))?;
     let mut list: Vec<Value> = others
         .into_iter()
         .filter(|e| !e.fields.is_empty())
@@ -363,7 +413,15 @@ pub fn track_update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, man
         .filter(|p| !before.contains(*p) || old.and_then(|o| value_at(o, p)) != value_at(new, p))
         .cloned()
         .collect();
-    let mut list = old.map(entries).unwrap_or_default();
+    // A client that rewrites managedFields itself (kubectl's client-side-apply
+    // upgrade does) is taken at its word.
+    let sent = new
+        .pointer("/metadata/managedFields")
+        .filter(|m| Some(*m) != old.and_then(|o| o.pointer("/metadata/managedFields")));
+    let mut list = match sent {
+        Some(_) => entries(new),
+        None => old.map(entries).unwrap_or_default(),
+    };
     if changed.is_empty() && old.is_some() {
         let kept: Vec<Value> = list.into_iter().map(|e| e.raw).collect();
         set_entries(new, kept);
@@ -375,7 +433,12 @@ pub fn track_update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, man
             mine.extend(e.fields.iter().filter(|p| after.contains(*p)).cloned());
             e.fields.clear();
         } else {
-            e.fields = e.fields.iter().filter(|p| !changed.contains(*p) && after.contains(*p)).cloned().collect();
+            e.fields = e
+                .fields
+                .iter()
+                .filter(|p| !changed.contains(*p) && after.contains(*p))
+                .cloned()
+                .collect();
         }
     }
     mine.extend(changed);
@@ -392,9 +455,16 @@ pub fn track_update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, man
     set_entries(new, out);
 }
 
-fn conflict_error(rt: &ResourceType, live: &Value, conflicts: &[(String, String, String)]) -> ApiError {
+fn conflict_error(
+    rt: &ResourceType,
+    live: &Value,
+    conflicts: &[(String, String, String)],
+) -> ApiError {
     let n = conflicts.len();
-    let mut message = format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
+    let mut message = format!(
+        "Apply failed with {n} conflict{}: ",
+        if n == 1 { "" } else { "s" }
+    );
     let mut by_manager: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for (m, v, f) in conflicts {
         by_manager.entry((m, v)).or_default().push(f);
@@ -405,12 +475,18 @@ fn conflict_error(rt: &ResourceType, live: &Value, conflicts: &[(String, String,
             if fields.len() == 1 {
                 format!("conflict with \"{m}\" using {v}: {}", fields[0])
             } else {
-                format!("conflicts with \"{m}\" using {v}:\n- {}", fields.join("\n- "))
+                format!(
+                    "conflicts with \"{m}\" using {v}:\n- {}",
+                    fields.join("\n- ")
+                )
             }
         })
         .collect();
     message.push_str(&parts.join("\n"));
-    let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = live
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let causes: Vec<Value> = conflicts
         .iter()
         .map(|(m, v, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {v}"), "field": f}))
@@ -419,7 +495,9 @@ fn conflict_error(rt: &ResourceType, live: &Value, conflicts: &[(String, String,
         code: 409,
         reason: "Conflict",
         message,
-        details: Some(json!({"name": name, "group": rt.group, "kind": rt.resource, "causes": causes})),
+        details: Some(
+            json!({"name": name, "group": rt.group, "kind": rt.resource, "causes": causes}),
+        ),
     }
 }
 
@@ -429,7 +507,9 @@ mod tests {
     use crate::api::registry::Registry;
 
     fn cm_type() -> std::sync::Arc<ResourceType> {
-        Registry::builtin().lookup("", "v1", "configmaps").expect("cm")
+        Registry::builtin()
+            .lookup("", "v1", "configmaps")
+            .expect("cm")
     }
 
     fn cm(data: Value) -> Value {
@@ -448,28 +528,48 @@ mod tests {
     #[test]
     fn a_second_manager_changing_an_owned_field_conflicts_unless_forced() {
         let rt = cm_type();
-        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
+        let live =
+            apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
         let e = apply(&rt, &live, &cm(json!({"a": "2"})), "bob", false).expect_err("conflict");
         assert_eq!(e.code, 409);
-        assert_eq!(e.message, "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a");
+        assert_eq!(
+            e.message,
+            "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a"
+        );
         let forced = apply(&rt, &live, &cm(json!({"a": "2"})), "bob", true).expect("forced");
         assert_eq!(forced["data"]["a"], "2");
-        let managers: Vec<&str> = forced["metadata"]["managedFields"].as_array().expect("mf").iter().filter_map(|e| e["manager"].as_str()).collect();
+        let managers: Vec<&str> = forced["metadata"]["managedFields"]
+            .as_array()
+            .expect("mf")
+            .iter()
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
         assert_eq!(managers, ["bob"], "alice lost her only field");
     }
 
     #[test]
     fn same_value_from_two_managers_is_shared_not_a_conflict() {
         let rt = cm_type();
-        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
+        let live =
+            apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
         let both = apply(&rt, &live, &cm(json!({"a": "1"})), "bob", false).expect("shared");
-        assert_eq!(both["metadata"]["managedFields"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            both["metadata"]["managedFields"].as_array().map(Vec::len),
+            Some(2)
+        );
     }
 
     #[test]
     fn a_field_dropped_from_the_configuration_is_removed() {
         let rt = cm_type();
-        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1", "b": "2"})), "alice", false).expect("first");
+        let live = apply(
+            &rt,
+            &cm(json!({})),
+            &cm(json!({"a": "1", "b": "2"})),
+            "alice",
+            false,
+        )
+        .expect("first");
         let next = apply(&rt, &live, &cm(json!({"a": "1"})), "alice", false).expect("second");
         assert_eq!(next["data"], json!({"a": "1"}));
     }
@@ -477,7 +577,8 @@ mod tests {
     #[test]
     fn updates_take_ownership_of_the_fields_they_change() {
         let rt = cm_type();
-        let live = apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
+        let live =
+            apply(&rt, &cm(json!({})), &cm(json!({"a": "1"})), "alice", false).expect("alice");
         let mut edited = live.clone();
         edited["data"]["a"] = json!("9");
         track_update(&rt, Some(&live), &mut edited, "kubectl-edit");

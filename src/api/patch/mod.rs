@@ -25,7 +25,8 @@ pub enum PatchKind {
 
 /// The root of a built-in kind's type tree (None for custom resources).
 pub fn root_type(rt: &ResourceType) -> Option<TypeRef> {
-    rt.codec.and_then(|_| TypeRef::for_kind(&rt.group, &rt.version, &rt.kind))
+    rt.codec
+        .and_then(|_| TypeRef::for_kind(&rt.group, &rt.version, &rt.kind))
 }
 
 fn rejected(why: impl std::fmt::Display) -> ApiError {
@@ -37,8 +38,23 @@ fn rejected(why: impl std::fmt::Display) -> ApiError {
     }
 }
 
+/// A strategic-merge failure as the status Kubernetes answers it with.
+pub(crate) fn patch_error(e: &strategic::Error) -> ApiError {
+    match e.status() {
+        400 => ApiError::bad_request(e.to_string()),
+        _ => rejected(e),
+    }
+}
+
 /// Apply `doc` of the given kind to `current`, returning the patched object.
-pub fn apply_patch(kind: PatchKind, rt: &ResourceType, current: &Value, doc: &Value, manager: &str, force: bool) -> Result<Value, ApiError> {
+pub fn apply_patch(
+    kind: PatchKind,
+    rt: &ResourceType,
+    current: &Value,
+    doc: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApiError> {
     let mut out = current.clone();
     match kind {
         PatchKind::Json => {
@@ -48,12 +64,14 @@ pub fn apply_patch(kind: PatchKind, rt: &ResourceType, current: &Value, doc: &Va
         }
         PatchKind::Merge => {
             if !doc.is_object() {
-                return Err(ApiError::bad_request("error decoding patch: a merge patch must be a JSON object"));
+                return Err(ApiError::bad_request(
+                    "error decoding patch: a merge patch must be a JSON object",
+                ));
             }
             json_patch::merge(&mut out, doc);
         }
         PatchKind::Strategic => {
-            out = strategic::apply(current, doc, root_type(rt)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            out = strategic::apply(current, doc, root_type(rt)).map_err(|e| patch_error(&e))?;
         }
         PatchKind::Apply => out = apply::apply(rt, current, doc, manager, force)?,
     }

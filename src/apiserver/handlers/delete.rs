@@ -5,7 +5,7 @@ use http::Response;
 use serde_json::{Value, json};
 
 use super::read::{matching, selectors};
-use super::{Req, current, retryable, RETRIES};
+use super::{RETRIES, Req, current, retryable};
 use crate::api::error::ApiError;
 use crate::api::registry::ResourceType;
 use crate::apiserver::objects::{meta_mut, now, store_error};
@@ -14,7 +14,8 @@ use crate::apiserver::{Shared, crd};
 use crate::store::Write;
 
 /// Namespaces a real cluster refuses to delete.
-const PROTECTED_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+const PROTECTED_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// What a DeleteOptions body and the query ask for.
 struct Options {
@@ -30,8 +31,15 @@ fn options(r: &Req) -> Result<Options, ApiError> {
         crate::api::codec::decode(&r.content_type, &r.body)?
     };
     let pre = body.get("preconditions");
-    let dry_in_body = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
-    if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str).or(r.query.get("propagationPolicy")) {
+    let dry_in_body = body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v == "All"));
+    if let Some(p) = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or(r.query.get("propagationPolicy"))
+    {
         if !matches!(p, "Orphan" | "Background" | "Foreground") {
             return Err(ApiError::bad_request(format!(
                 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
@@ -39,17 +47,40 @@ fn options(r: &Req) -> Result<Options, ApiError> {
         }
     }
     Ok(Options {
-        uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_owned),
-        resource_version: pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str).map(str::to_owned),
+        uid: pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_version: pre
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         dry_run: r.query.dry_run()? || dry_in_body,
     })
 }
 
-fn check_preconditions(rt: &ResourceType, name: &str, obj: &Value, o: &Options) -> Result<(), ApiError> {
+fn check_preconditions(
+    rt: &ResourceType,
+    name: &str,
+    obj: &Value,
+    o: &Options,
+) -> Result<(), ApiError> {
     let fail = |what: &str, want: &str, have: &str| {
-        ApiError::conflict(&rt.group, &rt.resource, name, &format!("Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"))
+        ApiError::conflict(
+            &rt.group,
+            &rt.resource,
+            name,
+            &format!(
+                "Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+            ),
+        )
     };
-    let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).unwrap_or("").to_string();
+    let meta = |k: &str| {
+        obj.pointer(&format!("/metadata/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     if let Some(uid) = &o.uid {
         if *uid != meta("uid") {
             return Err(fail("UID", uid, &meta("uid")));
@@ -65,15 +96,30 @@ fn check_preconditions(rt: &ResourceType, name: &str, obj: &Value, o: &Options) 
 
 /// Whether deleting this object must wait for finalizers.
 fn must_finalize(rt: &ResourceType, obj: &Value) -> bool {
-    let non_empty = |p: &str| obj.pointer(p).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-    non_empty("/metadata/finalizers") || (rt.group.is_empty() && rt.resource == "namespaces" && non_empty("/spec/finalizers"))
+    let non_empty = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
+    non_empty("/metadata/finalizers")
+        || (rt.group.is_empty() && rt.resource == "namespaces" && non_empty("/spec/finalizers"))
 }
 
 /// Delete one object; returns it and whether it is gone (else: deletion pending).
-async fn delete_one(s: &Shared, r: &Req, name: &str, o: &Options) -> Result<(Value, bool), ApiError> {
+async fn delete_one(
+    s: &Shared,
+    r: &Req,
+    name: &str,
+    o: &Options,
+) -> Result<(Value, bool), ApiError> {
     let rt = &r.rt;
     if rt.group.is_empty() && rt.resource == "namespaces" && PROTECTED_NAMESPACES.contains(&name) {
-        return Err(ApiError::forbidden("", "namespaces", name, format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+        return Err(ApiError::forbidden(
+            "",
+            "namespaces",
+            name,
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+        ));
     }
     let key = rt.key(r.namespace.as_deref(), name);
     let mut last = None;
@@ -94,7 +140,15 @@ async fn delete_one(s: &Shared, r: &Req, name: &str, o: &Options) -> Result<(Val
             if o.dry_run {
                 return Ok((next, false));
             }
-            match s.store.write(Write::Update { key: key.clone(), object: next, expect: Some(rv) }).await {
+            match s
+                .store
+                .write(Write::Update {
+                    key: key.clone(),
+                    object: next,
+                    expect: Some(rv),
+                })
+                .await
+            {
                 Ok(stored) => return Ok(((*stored).clone(), false)),
                 Err(e) => {
                     let e = store_error(rt, name, e);
@@ -109,7 +163,14 @@ async fn delete_one(s: &Shared, r: &Req, name: &str, o: &Options) -> Result<(Val
         if o.dry_run {
             return Ok((obj, true));
         }
-        match s.store.write(Write::Delete { key: key.clone(), expect: Some(rv) }).await {
+        match s
+            .store
+            .write(Write::Delete {
+                key: key.clone(),
+                expect: Some(rv),
+            })
+            .await
+        {
             Ok(gone) => {
                 crd::after_delete(s, rt, &gone).await;
                 return Ok(((*gone).clone(), true));
@@ -124,14 +185,20 @@ async fn delete_one(s: &Shared, r: &Req, name: &str, o: &Options) -> Result<(Val
             }
         }
     }
-    Err(last.unwrap_or_else(|| ApiError::conflict(&rt.group, &rt.resource, name, ApiError::MODIFIED)))
+    Err(last
+        .unwrap_or_else(|| ApiError::conflict(&rt.group, &rt.resource, name, ApiError::MODIFIED)))
 }
 
 pub(super) async fn delete(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
     let o = options(&r)?;
     let (obj, gone) = delete_one(s, &r, r.name(), &o).await?;
     // 200 when the object is gone, 202 when its deletion waits on finalizers.
-    Ok(response::object(if gone { 200 } else { 202 }, &r.rt, &obj, r.output))
+    Ok(response::object(
+        if gone { 200 } else { 202 },
+        &r.rt,
+        &obj,
+        r.output,
+    ))
 }
 
 pub(super) async fn delete_collection(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
@@ -141,7 +208,10 @@ pub(super) async fn delete_collection(s: &Shared, r: Req) -> Result<Response<Bod
     let mut deleted = Vec::new();
     for (_, obj) in items {
         let name = crate::apiserver::objects::name_of(&obj).to_string();
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let one = Req {
             rt: r.rt.clone(),
             namespace: ns.or_else(|| r.namespace.clone()),
@@ -159,5 +229,10 @@ pub(super) async fn delete_collection(s: &Shared, r: Req) -> Result<Response<Bod
             Err(e) => return Err(e),
         }
     }
-    Ok(response::list(&r.rt, deleted, json!({"resourceVersion": rev.to_string()}), r.output))
+    Ok(response::list(
+        &r.rt,
+        deleted,
+        json!({"resourceVersion": rev.to_string()}),
+        r.output,
+    ))
 }

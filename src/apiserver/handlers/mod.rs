@@ -14,10 +14,10 @@ use bytes::Bytes;
 use http::{Method, Response};
 use serde_json::Value;
 
+use super::Shared;
 use super::objects::{self, store_error};
 use super::request::{Output, Query, Target, negotiate};
 use super::response::Body;
-use super::Shared;
 use crate::api::codec::{self, FieldValidation};
 use crate::api::error::{ApiError, Cause};
 use crate::api::registry::ResourceType;
@@ -59,7 +59,12 @@ impl Req {
     fn field_manager(&self) -> String {
         match self.query.get("fieldManager") {
             Some(m) if !m.is_empty() => m.to_string(),
-            _ => self.user_agent.split('/').next().unwrap_or("unknown").to_string(),
+            _ => self
+                .user_agent
+                .split('/')
+                .next()
+                .unwrap_or("unknown")
+                .to_string(),
         }
     }
 
@@ -74,9 +79,15 @@ impl Req {
 
 /// Check `apiVersion`/`kind` against the endpoint and align `metadata.namespace` with
 /// the path, as the real API server does before anything else.
-pub(crate) fn check_object_shape(rt: &ResourceType, obj: &mut Value, namespace: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_object_shape(
+    rt: &ResourceType,
+    obj: &mut Value,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON or YAML object",
+        ));
     }
     let want = rt.api_version();
     match obj.get("apiVersion").and_then(Value::as_str) {
@@ -125,8 +136,13 @@ pub(crate) async fn resource(
     query: Query,
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
-    let rt = s.registry.lookup(&t.group, &t.version, &t.resource).ok_or_else(ApiError::path_not_found)?;
-    if (t.namespace.is_some() && !rt.namespaced) || (rt.namespaced && t.name.is_some() && t.namespace.is_none()) {
+    let rt = s
+        .registry
+        .lookup(&t.group, &t.version, &t.resource)
+        .ok_or_else(ApiError::path_not_found)?;
+    if (t.namespace.is_some() && !rt.namespaced)
+        || (rt.namespaced && t.name.is_some() && t.namespace.is_none())
+    {
         return Err(ApiError::path_not_found());
     }
     if let Some(sub) = &t.sub {
@@ -134,7 +150,13 @@ pub(crate) async fn resource(
             return Err(ApiError::path_not_found());
         }
     }
-    let header = |h: http::header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |h: http::header::HeaderName| {
+        parts
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let output = negotiate(header(http::header::ACCEPT).as_deref(), &query)?;
     let req = Req {
         rt,
@@ -153,9 +175,13 @@ pub(crate) async fn resource(
         (&Method::GET, false, None) => read::list(s, req).await,
         (&Method::GET, true, None | Some("status")) => read::get(s, req).await,
         (&Method::GET, true, Some("scale")) => scale::get(s, req).await,
-        (&Method::POST, false, None) if req.rt.namespaced && req.namespace.is_none() => Err(ApiError::method_not_allowed()),
+        (&Method::POST, false, None) if req.rt.namespaced && req.namespace.is_none() => {
+            Err(ApiError::method_not_allowed())
+        }
         (&Method::POST, false, None) => write::create(s, req).await,
-        (&Method::PUT, true, None | Some("status") | Some("finalize")) => write::update(s, req).await,
+        (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
+            write::update(s, req).await
+        }
         (&Method::PUT, true, Some("scale")) => scale::update(s, req).await,
         (&Method::PATCH, true, None | Some("status")) => patch::patch(s, req).await,
         (&Method::PATCH, true, Some("scale")) => scale::patch(s, req).await,
@@ -166,7 +192,12 @@ pub(crate) async fn resource(
 }
 
 /// Read one object or answer 404.
-pub(crate) fn current(s: &Shared, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Result<(u64, Value), ApiError> {
+pub(crate) fn current(
+    s: &Shared,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<(u64, Value), ApiError> {
     s.store
         .get(&rt.key(namespace, name))
         .map_err(|e| store_error(rt, name, e))?
@@ -174,7 +205,11 @@ pub(crate) fn current(s: &Shared, rt: &ResourceType, namespace: Option<&str>, na
 }
 
 /// Run validation; field errors become one 422 Invalid.
-pub(crate) fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+pub(crate) fn validate(
+    rt: &ResourceType,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let errors = validation::validate(&rt.group, &rt.kind, obj, old);
     if errors.is_empty() {
         return Ok(());
@@ -183,14 +218,24 @@ pub(crate) fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> R
     let message = validation::invalid_message(&rt.group, &rt.kind, &name, &errors);
     let causes = errors
         .iter()
-        .map(|e| Cause { reason: e.reason().to_string(), message: e.to_string(), field: e.field.clone() })
+        .map(|e| Cause {
+            reason: e.reason().to_string(),
+            message: e.to_string(),
+            field: e.field.clone(),
+        })
         .collect();
-    Err(ApiError::invalid(&rt.group, &rt.kind, &name, message, causes))
+    Err(ApiError::invalid(
+        &rt.group, &rt.kind, &name, message, causes,
+    ))
 }
 
 /// Defaults, typed normalization (with the field-validation mode), and validation of
 /// a full object a client sent; returns the object and any warnings.
-pub(crate) fn admit_body(rt: &ResourceType, mut obj: Value, mode: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+pub(crate) fn admit_body(
+    rt: &ResourceType,
+    mut obj: Value,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     defaults::apply_defaults(&rt.group, &rt.version, &rt.kind, &mut obj);
     codec::normalize(rt, obj, mode)
 }
@@ -214,7 +259,10 @@ pub(crate) async fn commit_update(
         }
         let gone = s
             .store
-            .write(Write::Delete { key: key.into(), expect: Some(current_rv) })
+            .write(Write::Delete {
+                key: key.into(),
+                expect: Some(current_rv),
+            })
             .await
             .map_err(|e| store_error(rt, &name, e))?;
         super::crd::after_delete(s, rt, &gone).await;
@@ -225,7 +273,11 @@ pub(crate) async fn commit_update(
     }
     let stored = s
         .store
-        .write(Write::Update { key: key.into(), object: new, expect: Some(current_rv) })
+        .write(Write::Update {
+            key: key.into(),
+            object: new,
+            expect: Some(current_rv),
+        })
         .await
         .map_err(|e| store_error(rt, &name, e))?;
     super::crd::after_write(s, rt, &stored);

@@ -22,7 +22,11 @@ pub(super) async fn get(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> 
 pub(super) fn selectors(r: &Req) -> Result<Selectors, ApiError> {
     Ok(Selectors {
         labels: LabelSelector::parse(r.query.get("labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(r.query.get("fieldSelector").unwrap_or(""), &r.rt.group, &r.rt.resource)?,
+        fields: FieldSelector::parse(
+            r.query.get("fieldSelector").unwrap_or(""),
+            &r.rt.group,
+            &r.rt.resource,
+        )?,
     })
 }
 
@@ -32,8 +36,14 @@ fn encode_continue(rv: u64, key: &str) -> String {
 }
 
 fn decode_continue(token: &str, prefix: &str) -> Result<(u64, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
     let key = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
@@ -45,7 +55,13 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(u64, String), ApiError>
 
 /// Objects matching the request's selectors in the request's namespace (all when
 /// none), one page at a time.
-pub(super) fn matching(s: &Shared, r: &Req, sel: &Selectors, start_after: Option<&str>, limit: usize) -> Result<(Vec<(String, Value)>, u64, bool), ApiError> {
+pub(super) fn matching(
+    s: &Shared,
+    r: &Req,
+    sel: &Selectors,
+    start_after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<(String, Value)>, u64, bool), ApiError> {
     let prefix = r.rt.key_prefix(r.namespace.as_deref());
     let listing = s.store.list(&prefix, start_after, 0).map_err(internal)?;
     let mut out = Vec::new();
@@ -99,7 +115,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_stay_inside_their_prefix() {
         let t = encode_continue(42, "/registry/core/configmaps/default/b");
-        assert_eq!(decode_continue(&t, "/registry/core/configmaps/").expect("ok"), (42, "/registry/core/configmaps/default/b".into()));
+        assert_eq!(
+            decode_continue(&t, "/registry/core/configmaps/").expect("ok"),
+            (42, "/registry/core/configmaps/default/b".into())
+        );
         assert!(decode_continue(&t, "/registry/core/secrets/").is_err());
         assert!(decode_continue("garbage!", "/").is_err());
     }

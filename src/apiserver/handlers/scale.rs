@@ -3,29 +3,46 @@
 use http::Response;
 use serde_json::{Value, json};
 
-use super::{Req, commit_update, current, retryable, RETRIES};
+use super::{RETRIES, Req, commit_update, current, retryable};
 use crate::api::error::ApiError;
 use crate::api::registry::ResourceType;
+use crate::apiserver::Shared;
 use crate::apiserver::objects::name_of;
 use crate::apiserver::response::{self, Body};
-use crate::apiserver::Shared;
 
 /// The label selector of a workload as the string form Scale.status.selector carries.
 fn selector_string(obj: &Value) -> String {
     let sel = obj.pointer("/spec/selector");
     // ReplicationControllers carry a plain map; the rest a LabelSelector.
     let labels = match sel {
-        Some(Value::Object(m)) if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") => Some(sel),
+        Some(Value::Object(m))
+            if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") =>
+        {
+            Some(sel)
+        }
         _ => sel.and_then(|s| s.get("matchLabels")).map(Some),
     };
     let mut parts: Vec<String> = labels
         .flatten()
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
-    for e in sel.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         parts.push(match e.get("operator").and_then(Value::as_str) {
             Some("In") => format!("{key} in ({})", values.join(",")),
             Some("NotIn") => format!("{key} notin ({})", values.join(",")),
@@ -70,24 +87,41 @@ pub(super) async fn get(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> 
     Ok(response::json(200, &to_scale(&obj)))
 }
 
-async fn write_scale(s: &Shared, r: &Req, change: impl Fn(&Value) -> Result<Value, ApiError>) -> Result<Response<Body>, ApiError> {
+async fn write_scale(
+    s: &Shared,
+    r: &Req,
+    change: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Result<Response<Body>, ApiError> {
     let name = r.name().to_string();
     let dry_run = r.query.dry_run()?;
     let mut last = None;
     for _ in 0..RETRIES {
         let (rv, cur) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
         let scale = change(&to_scale(&cur))?;
-        let pinned = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|v| !v.is_empty());
+        let pinned = scale
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty());
         if pinned.is_some_and(|p| p != rv.to_string()) {
-            return Err(ApiError::conflict(&r.rt.group, &r.rt.resource, &name, ApiError::MODIFIED));
+            return Err(ApiError::conflict(
+                &r.rt.group,
+                &r.rt.resource,
+                &name,
+                ApiError::MODIFIED,
+            ));
         }
-        let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+        let replicas = scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if replicas < 0 {
             return Err(ApiError::invalid(
                 "autoscaling",
                 "Scale",
                 &name,
-                format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
+                format!(
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+                ),
                 Vec::new(),
             ));
         }
@@ -100,13 +134,19 @@ async fn write_scale(s: &Shared, r: &Req, change: impl Fn(&Value) -> Result<Valu
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| ApiError::conflict(&r.rt.group, &r.rt.resource, &name, ApiError::MODIFIED)))
+    Err(last.unwrap_or_else(|| {
+        ApiError::conflict(&r.rt.group, &r.rt.resource, &name, ApiError::MODIFIED)
+    }))
 }
 
 pub(super) async fn update(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
     let sent = crate::api::codec::decode(&r.content_type, &r.body)?;
     if !name_of(&sent).is_empty() && name_of(&sent) != r.name() {
-        return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the request ({})", name_of(&sent), r.name())));
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the request ({})",
+            name_of(&sent),
+            r.name()
+        )));
     }
     write_scale(s, &r, |_| Ok(sent.clone())).await
 }
@@ -119,7 +159,10 @@ pub(super) async fn patch(s: &Shared, r: Req) -> Result<Response<Body>, ApiError
     };
     let st = scale_type(&r.rt);
     let manager = r.field_manager();
-    write_scale(s, &r, |scale| crate::api::patch::apply_patch(kind, &st, scale, &doc, &manager, true)).await
+    write_scale(s, &r, |scale| {
+        crate::api::patch::apply_patch(kind, &st, scale, &doc, &manager, true)
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -132,7 +175,8 @@ mod tests {
         let s = to_scale(&d);
         assert_eq!(s["spec"]["replicas"], 3);
         assert_eq!(s["status"], json!({"replicas": 2, "selector": "app=web"}));
-        let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 1, "selector": {"app": "x"}}});
+        let rc =
+            json!({"metadata": {"name": "r"}, "spec": {"replicas": 1, "selector": {"app": "x"}}});
         assert_eq!(to_scale(&rc)["status"]["selector"], "app=x");
     }
 }

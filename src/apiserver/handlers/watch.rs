@@ -55,7 +55,13 @@ impl Encoder {
         let object = match self.output {
             Output::Table(include) => {
                 let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});
-                let t = table::table(&self.rt, std::slice::from_ref(&obj), meta, include, self.first);
+                let t = table::table(
+                    &self.rt,
+                    std::slice::from_ref(&obj),
+                    meta,
+                    include,
+                    self.first,
+                );
                 self.first = false;
                 t
             }
@@ -70,15 +76,24 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line("BOOKMARK", json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": meta}))
+        line(
+            "BOOKMARK",
+            json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": meta}),
+        )
     }
 }
 
 fn streaming(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
     let stream = tokio_stream_from(rx).map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
@@ -90,18 +105,30 @@ pub(super) async fn watch(s: &Shared, r: Req) -> Result<Response<Body>, ApiError
     let sel = selectors(&r)?;
     let from = match r.query.get("resourceVersion") {
         None | Some("") | Some("0") => None,
-        Some(v) => Some(v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?),
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?,
+        ),
     };
-    let timeout = r.query.number("timeoutSeconds")?.map_or(Duration::from_secs(1800), Duration::from_secs);
+    let timeout = r
+        .query
+        .number("timeoutSeconds")?
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
     let bookmarks = r.query.flag("allowWatchBookmarks");
     let initial_end = r.query.flag("sendInitialEvents");
     let prefix = r.rt.key_prefix(r.namespace.as_deref());
-    let mut enc = Encoder { rt: r.rt.clone(), output: r.output, first: true };
+    let mut enc = Encoder {
+        rt: r.rt.clone(),
+        output: r.output,
+        first: true,
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let mut w = match s.store.watch(&prefix, from) {
         Ok(w) => w,
         Err(store::Error::TooOld { requested, oldest }) => {
-            let status = ApiError::expired(format!("too old resource version: {requested} ({oldest})")).to_status();
+            let status =
+                ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+                    .to_status();
             let _ = tx.try_send(line("ERROR", status));
             drop(tx);
             return Ok(streaming(rx));
@@ -164,15 +191,36 @@ mod tests {
 
     fn ev(kind: EventKind, before: Option<&str>, after: &str) -> store::Event {
         let o = |app: &str| Arc::new(json!({"metadata": {"name": "p", "labels": {"app": app}}}));
-        store::Event { rev: 2, key: "/k".into(), kind, object: o(after), prev: before.map(o) }
+        store::Event {
+            rev: 2,
+            key: "/k".into(),
+            kind,
+            object: o(after),
+            prev: before.map(o),
+        }
     }
 
     #[test]
     fn objects_entering_and_leaving_a_selection_are_added_and_deleted() {
-        let sel = Selectors { labels: crate::api::selector::LabelSelector::parse("app=web").expect("sel"), ..Default::default() };
-        assert_eq!(visible(&ev(EventKind::Modified, Some("db"), "web"), &sel), Some("ADDED"));
-        assert_eq!(visible(&ev(EventKind::Modified, Some("web"), "db"), &sel), Some("DELETED"));
-        assert_eq!(visible(&ev(EventKind::Modified, Some("db"), "db"), &sel), None);
-        assert_eq!(visible(&ev(EventKind::Added, None, "web"), &sel), Some("ADDED"));
+        let sel = Selectors {
+            labels: crate::api::selector::LabelSelector::parse("app=web").expect("sel"),
+            ..Default::default()
+        };
+        assert_eq!(
+            visible(&ev(EventKind::Modified, Some("db"), "web"), &sel),
+            Some("ADDED")
+        );
+        assert_eq!(
+            visible(&ev(EventKind::Modified, Some("web"), "db"), &sel),
+            Some("DELETED")
+        );
+        assert_eq!(
+            visible(&ev(EventKind::Modified, Some("db"), "db"), &sel),
+            None
+        );
+        assert_eq!(
+            visible(&ev(EventKind::Added, None, "web"), &sel),
+            Some("ADDED")
+        );
     }
 }

@@ -4,9 +4,11 @@ use http::Response;
 use rand::Rng;
 use serde_json::Value;
 
-use super::{Req, admit_body, commit_update, current, retryable, validate, RETRIES};
+use super::{RETRIES, Req, admit_body, commit_update, current, retryable, validate};
 use crate::api::error::ApiError;
-use crate::apiserver::objects::{meta_mut, name_of, prepare_create, prepare_update, sent_resource_version, store_error};
+use crate::apiserver::objects::{
+    meta_mut, name_of, prepare_create, prepare_update, sent_resource_version, store_error,
+};
 use crate::apiserver::response::{self, Body};
 use crate::apiserver::{Shared, admission, crd};
 use crate::store::Write;
@@ -17,7 +19,9 @@ const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 fn generate_name(base: &str) -> String {
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char)
+        .collect();
     // Kubernetes trims the base so the result stays within 63 characters.
     let base: String = base.chars().take(58).collect();
     format!("{base}{suffix}")
@@ -25,11 +29,23 @@ fn generate_name(base: &str) -> String {
 
 /// Create a new object from a full body; used by POST and by server-side apply when
 /// the object does not exist yet.
-pub(super) async fn create_object(s: &Shared, r: &Req, mut obj: Value, warnings_in: Vec<String>) -> Result<(Value, Vec<String>), ApiError> {
+pub(super) async fn create_object(
+    s: &Shared,
+    r: &Req,
+    mut obj: Value,
+    warnings_in: Vec<String>,
+) -> Result<(Value, Vec<String>), ApiError> {
     let meta = meta_mut(&mut obj);
-    let named = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let named = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     if !named {
-        if let Some(base) = meta.get("generateName").and_then(Value::as_str).filter(|b| !b.is_empty()) {
+        if let Some(base) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|b| !b.is_empty())
+        {
             let name = generate_name(base);
             meta.insert("name".into(), Value::String(name));
         }
@@ -38,6 +54,15 @@ pub(super) async fn create_object(s: &Shared, r: &Req, mut obj: Value, warnings_
     warnings.splice(0..0, warnings_in);
     prepare_create(&r.rt, &mut obj);
     crd::prepare(&r.rt, &mut obj);
+    if r.rt.codec.is_some() {
+        crate::api::defaults::apply_admission_defaults(&r.rt.group, &r.rt.kind, &mut obj);
+        if r.rt.group == "batch" && r.rt.kind == "Job" {
+            crate::api::validation::generate_job_selector(&mut obj);
+        }
+    }
+    if obj.pointer("/metadata/managedFields").is_none() {
+        crate::api::patch::apply::track_update(&r.rt, None, &mut obj, &r.field_manager());
+    }
     validate(&r.rt, &obj, None)?;
     let dry_run = r.query.dry_run()?;
     let name = name_of(&obj).to_string();
@@ -46,7 +71,11 @@ pub(super) async fn create_object(s: &Shared, r: &Req, mut obj: Value, warnings_
     if dry_run {
         return Ok((obj, warnings));
     }
-    let stored = s.store.write(Write::Create { key, object: obj }).await.map_err(|e| store_error(&r.rt, &name, e))?;
+    let stored = s
+        .store
+        .write(Write::Create { key, object: obj })
+        .await
+        .map_err(|e| store_error(&r.rt, &name, e))?;
     crd::after_write(s, &r.rt, &stored);
     Ok(((*stored).clone(), warnings))
 }
@@ -54,21 +83,35 @@ pub(super) async fn create_object(s: &Shared, r: &Req, mut obj: Value, warnings_
 pub(super) async fn create(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
     let obj = r.body_object()?;
     let (stored, warnings) = create_object(s, &r, obj, Vec::new()).await?;
-    Ok(response::warn(response::object(201, &r.rt, &stored, r.output), &warnings))
+    Ok(response::warn(
+        response::object(201, &r.rt, &stored, r.output),
+        &warnings,
+    ))
 }
 
 /// Turn the object a client sent into the object to store, given what is stored now.
-pub(super) fn updated_object(r: &Req, current: &Value, sent: Value) -> Result<(Value, Vec<String>), ApiError> {
+pub(super) fn updated_object(
+    r: &Req,
+    current: &Value,
+    sent: Value,
+) -> Result<(Value, Vec<String>), ApiError> {
     match r.sub.as_deref() {
         Some("finalize") => {
             // The finalize subresource changes spec.finalizers only.
             let mut next = current.clone();
-            next["spec"]["finalizers"] = sent.pointer("/spec/finalizers").cloned().unwrap_or(Value::Array(Vec::new()));
+            next["spec"]["finalizers"] = sent
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()));
             Ok((next, Vec::new()))
         }
         Some("status") => {
-            let (sent, warnings) = crate::api::codec::normalize(&r.rt, sent, r.field_validation()?)?;
-            Ok((prepare_update(&r.rt, current, sent, Some("status")), warnings))
+            let (sent, warnings) =
+                crate::api::codec::normalize(&r.rt, sent, r.field_validation()?)?;
+            Ok((
+                prepare_update(&r.rt, current, sent, Some("status")),
+                warnings,
+            ))
         }
         _ => {
             let (sent, warnings) = admit_body(&r.rt, sent, r.field_validation()?)?;
@@ -96,19 +139,32 @@ pub(super) async fn update(s: &Shared, r: Req) -> Result<Response<Body>, ApiErro
     for _ in 0..RETRIES {
         let (rv, cur) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
         if pinned.is_some_and(|p| p != rv) {
-            return Err(ApiError::conflict(&r.rt.group, &r.rt.resource, &name, ApiError::MODIFIED));
+            return Err(ApiError::conflict(
+                &r.rt.group,
+                &r.rt.resource,
+                &name,
+                ApiError::MODIFIED,
+            ));
         }
         let mut sent = sent.clone();
         meta_mut(&mut sent).insert("name".into(), Value::String(name.clone()));
-        let (next, warnings) = updated_object(&r, &cur, sent)?;
+        let (mut next, warnings) = updated_object(&r, &cur, sent)?;
+        crate::api::patch::apply::track_update(&r.rt, Some(&cur), &mut next, &r.field_manager());
         validate(&r.rt, &next, Some(&cur))?;
         match commit_update(s, &r.rt, &key, rv, &cur, next, dry_run).await {
-            Ok(stored) => return Ok(response::warn(response::object(200, &r.rt, &stored, r.output), &warnings)),
+            Ok(stored) => {
+                return Ok(response::warn(
+                    response::object(200, &r.rt, &stored, r.output),
+                    &warnings,
+                ));
+            }
             Err(e) if retryable(&e, pinned.is_some()) => last = Some(e),
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| ApiError::conflict(&r.rt.group, &r.rt.resource, &name, ApiError::MODIFIED)))
+    Err(last.unwrap_or_else(|| {
+        ApiError::conflict(&r.rt.group, &r.rt.resource, &name, ApiError::MODIFIED)
+    }))
 }
 
 #[cfg(test)]

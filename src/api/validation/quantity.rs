@@ -1,0 +1,177 @@
+//! Resource quantities ("500m", "1Gi"): parsing for comparisons and the canonical form Go's `Quantity.String()` prints.
+
+use std::cmp::Ordering;
+
+/// The notation a quantity was written in; the canonical form keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    DecimalSi,
+    BinarySi,
+    DecimalExponent,
+}
+
+/// A parsed quantity, held exactly as nano-units (10^-9), which covers every
+/// suffix up to `E`/`Ei` inside an i128.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantity {
+    nanos: i128,
+    format: Format,
+}
+
+/// The decoder's complaint for a string that is not a quantity.
+pub const QUANTITY_FORMAT_ERROR: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+impl Quantity {
+    pub fn parse(s: &str) -> Option<Quantity> {
+        let s = s.trim();
+        let (neg, rest) = match s.as_bytes().first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let num_len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_digit() || *c == b'.')
+            .count();
+        let (num, suffix) = rest.split_at(num_len);
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return None;
+        }
+        let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
+        // mantissa as an integer plus the count of fractional digits.
+        let digits = format!("{int_part}{frac_part}");
+        let mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
+        let frac_digits = frac_part.len() as i32;
+        let (format, mult_num, exp10): (Format, i128, i32) = match suffix {
+            "" => (Format::DecimalSi, 1, 0),
+            "n" => (Format::DecimalSi, 1, -9),
+            "u" => (Format::DecimalSi, 1, -6),
+            "m" => (Format::DecimalSi, 1, -3),
+            "k" => (Format::DecimalSi, 1, 3),
+            "M" => (Format::DecimalSi, 1, 6),
+            "G" => (Format::DecimalSi, 1, 9),
+            "T" => (Format::DecimalSi, 1, 12),
+            "P" => (Format::DecimalSi, 1, 15),
+            "E" => (Format::DecimalSi, 1, 18),
+            "Ki" => (Format::BinarySi, 1 << 10, 0),
+            "Mi" => (Format::BinarySi, 1 << 20, 0),
+            "Gi" => (Format::BinarySi, 1 << 30, 0),
+            "Ti" => (Format::BinarySi, 1 << 40, 0),
+            "Pi" => (Format::BinarySi, 1 << 50, 0),
+            "Ei" => (Format::BinarySi, 1 << 60, 0),
+            other => {
+                let exp = other
+                    .strip_prefix('e')
+                    .or_else(|| other.strip_prefix('E'))?;
+                let e: i32 = exp.parse().ok()?;
+                (Format::DecimalExponent, 1, e)
+            }
+        };
+        // value = mantissa * mult * 10^(exp10 - frac) ; in nanos: * 10^9
+        let shift = exp10 - frac_digits + 9;
+        let scaled = mantissa.checked_mul(mult_num)?;
+        let nanos = if shift >= 0 {
+            scaled.checked_mul(10i128.checked_pow(shift as u32)?)?
+        } else {
+            // Go rounds sub-nano precision up.
+            let div = 10i128.checked_pow((-shift) as u32)?;
+            scaled.checked_add(div - 1)? / div
+        };
+        Some(Quantity {
+            nanos: if neg { -nanos } else { nanos },
+            format,
+        })
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.nanos < 0
+    }
+    pub fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+    /// Whether the value is a whole number (integer resources such as pods).
+    pub fn is_integer(&self) -> bool {
+        self.nanos % 1_000_000_000 == 0
+    }
+    pub fn cmp(&self, other: &Quantity) -> Ordering {
+        self.nanos.cmp(&other.nanos)
+    }
+
+    /// Go's canonical `Quantity.String()`.
+    pub fn canonical(&self) -> String {
+        if self.nanos == 0 {
+            return "0".to_string();
+        }
+        let mut format = self.format;
+        if format == Format::BinarySi {
+            // Small or fractional binary values print in decimal form, like Go.
+            let whole = self.nanos % 1_000_000_000 == 0;
+            if !whole || self.nanos.abs() < 1024 * 1_000_000_000 {
+                format = Format::DecimalSi;
+            }
+        }
+        match format {
+            Format::BinarySi => {
+                let mut n = self.nanos / 1_000_000_000;
+                let mut exp = 0;
+                while exp < 6 && n % 1024 == 0 {
+                    n /= 1024;
+                    exp += 1;
+                }
+                let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][exp];
+                format!("{n}{suffix}")
+            }
+            Format::DecimalSi | Format::DecimalExponent => {
+                // Largest power of 1000 that divides the value exactly.
+                let mut n = self.nanos;
+                let mut exp3 = -9;
+                while exp3 < 18 && n % 1000 == 0 {
+                    n /= 1000;
+                    exp3 += 3;
+                }
+                if format == Format::DecimalExponent {
+                    return if exp3 == 0 {
+                        n.to_string()
+                    } else {
+                        format!("{n}e{exp3}")
+                    };
+                }
+                let suffix = match exp3 {
+                    -9 => "n",
+                    -6 => "u",
+                    -3 => "m",
+                    3 => "k",
+                    6 => "M",
+                    9 => "G",
+                    12 => "T",
+                    15 => "P",
+                    18 => "E",
+                    _ => "",
+                };
+                format!("{n}{suffix}")
+            }
+        }
+    }
+}
+
+/// Reads a quantity written as a JSON string or number.
+pub fn from_json(v: &serde_json::Value) -> Option<Quantity> {
+    match v {
+        serde_json::Value::String(s) => Quantity::parse(s),
+        serde_json::Value::Number(n) => Quantity::parse(&n.to_string()),
+        _ => None,
+    }
+}
+
+/// The quantity as the user wrote it, for messages about unparsable values.
+pub fn raw(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,137 @@
+//! Shared helper for end-to-end tests: a real cluster on an ephemeral port in a temp
+//! dir, and the real `kubectl` run with its own KUBECONFIG and HOME.
+#![allow(dead_code)] // each test binary uses a different part of the helper
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use minke::Cluster;
+use tempfile::TempDir;
+
+/// A running cluster plus the files kubectl needs.
+pub struct TestCluster {
+    pub cluster: Cluster,
+    pub dir: TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+/// The kubectl binary to drive: `$KUBECTL`, else `kubectl` on PATH.
+pub fn kubectl_bin() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
+impl TestCluster {
+    /// An in-memory cluster.
+    pub async fn start() -> TestCluster {
+        Self::start_with(|b| b).await
+    }
+
+    /// A cluster with builder tweaks (data dir, watch history, ...).
+    pub async fn start_with(
+        f: impl FnOnce(minke::ClusterBuilder) -> minke::ClusterBuilder,
+    ) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let cluster = f(Cluster::builder().kubeconfig(&kubeconfig))
+            .start()
+            .await
+            .expect("cluster starts");
+        TestCluster {
+            cluster,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// Run kubectl with this cluster's kubeconfig; HOME points into the temp dir so the
+    /// discovery cache never touches the user's.
+    pub async fn kubectl_with(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(kubectl_bin());
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECTL_EXTERNAL_DIFF")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("kubectl runs");
+        if let Some(mut pipe) = child.stdin.take() {
+            if let Some(input) = stdin {
+                pipe.write_all(input.as_bytes()).await.expect("stdin");
+            }
+        }
+        child.wait_with_output().await.expect("kubectl output")
+    }
+
+    pub async fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with(args, None, &[]).await
+    }
+
+    /// Run kubectl, require success, return stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert_ok(args, &out)
+    }
+
+    /// Run kubectl with stdin, require success, return stdout.
+    pub async fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_with(args, Some(stdin), &[]).await;
+        assert_ok(args, &out)
+    }
+
+    /// Run kubectl, require failure, return stderr.
+    pub async fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert_fails(args, &out)
+    }
+
+    /// Run kubectl with stdin, require failure, return stderr.
+    pub async fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_with(args, Some(stdin), &[]).await;
+        assert_fails(args, &out)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+pub fn assert_ok(args: &[&str], out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl {} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+pub fn assert_fails(args: &[&str], out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "kubectl {} unexpectedly succeeded:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The repository's examples directory.
+pub fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
