@@ -353,29 +353,36 @@ pub fn apply(
         .collect();
     others.retain(|e| !(e.manager == manager && e.operation == "Apply"));
 
+    // A field conflicts when another manager owns it and this apply sets it to a
+    // different value; equal values are shared ownership.
     let mut conflicts: Vec<(String, String, String)> = Vec::new();
+    let mut contested: Vec<FieldSet> = Vec::with_capacity(others.len());
     for e in &others {
-        for p in e.fields.intersection(&applied) {
-            if value_at(config, p) != value_at(live, p)
-                && value_at(config, p).is_some_and(|v| !v.is_object())
-            {
-                let version = e
-                    .raw
-                    .get("apiVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                conflicts.push((e.manager.clone(), version, describe(p)));
-            }
-        }
+        let mine: FieldSet = e
+            .fields
+            .intersection(&applied)
+            .filter(|p| {
+                value_at(config, p) != value_at(live, p)
+                    && value_at(config, p).is_some_and(|v| !v.is_object())
+            })
+            .cloned()
+            .collect();
+        let version = e
+            .raw
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        conflicts.extend(
+            mine.iter()
+                .map(|p| (e.manager.clone(), version.to_string(), describe(p))),
+        );
+        contested.push(mine);
     }
     if !conflicts.is_empty() && !force {
         return Err(conflict_error(rt, live, &conflicts));
     }
-    if force {
-        for e in &mut others {
-            e.fields = e.fields.difference(&applied).cloned().collect();
-        }
+    for (e, lost) in others.iter_mut().zip(&contested) {
+        e.fields = e.fields.difference(lost).cloned().collect();
     }
     let owned_by_others: FieldSet = others
         .iter()
@@ -545,6 +552,27 @@ mod tests {
             .filter_map(|e| e["manager"].as_str())
             .collect();
         assert_eq!(managers, ["bob"], "alice lost her only field");
+        let shared = apply(
+            &rt,
+            &cm(json!({})),
+            &cm(json!({"a": "1", "b": "1"})),
+            "alice",
+            false,
+        )
+        .expect("alice");
+        let taken =
+            apply(&rt, &shared, &cm(json!({"a": "1", "b": "2"})), "bob", true).expect("forced");
+        let alice: Vec<&Value> = taken["metadata"]["managedFields"]
+            .as_array()
+            .expect("mf")
+            .iter()
+            .filter(|e| e["manager"] == "alice")
+            .collect();
+        assert_eq!(
+            alice[0]["fieldsV1"],
+            json!({"f:data": {"f:a": {}}}),
+            "force takes only the contested field"
+        );
     }
 
     #[test]

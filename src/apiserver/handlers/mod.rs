@@ -220,7 +220,7 @@ pub(crate) fn validate(
         .iter()
         .map(|e| Cause {
             reason: e.reason().to_string(),
-            message: e.to_string(),
+            message: e.body(),
             field: e.field.clone(),
         })
         .collect();

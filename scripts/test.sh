@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The one command that runs every test: setup, then the whole cargo test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --all-targets "$@"
