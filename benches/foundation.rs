@@ -186,10 +186,10 @@ async fn main() {
             .expect("minke up");
         // The kubeconfig is written once the API answers; then ask /readyz over HTTPS.
         let text = loop {
-            if let Ok(t) = std::fs::read_to_string(&kubeconfig) {
-                if t.contains("current-context") {
-                    break t;
-                }
+            if let Ok(t) = std::fs::read_to_string(&kubeconfig)
+                && t.contains("current-context")
+            {
+                break t;
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
         };

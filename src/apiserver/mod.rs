@@ -151,16 +151,27 @@ impl ApiServer {
                 discovery::resource_list(s, &group, &version).map(|v| response::json(200, &v))
             }
             request::Route::OpenApiV2 => {
-                // kubectl asks for v2 only as protobuf, and only when v3 failed; a JSON
-                // answer would be misread, so refuse what we cannot encode.
                 let accept = parts
                     .headers
                     .get(http::header::ACCEPT)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("application/json");
+                if accept.contains(crate::api::openapi::v2proto::ACCEPT)
+                    || accept.contains(crate::api::openapi::v2proto::CONTENT_TYPE)
+                {
+                    let body = s
+                        .openapi
+                        .v2_proto(&s.registry)
+                        .map_err(ApiError::internal)?;
+                    return Ok(response::bytes(
+                        200,
+                        crate::api::openapi::v2proto::CONTENT_TYPE,
+                        body,
+                    ));
+                }
                 if !accept.contains("json") && !accept.contains("*/*") {
                     return Err(ApiError::not_acceptable(
-                        "only application/json is served for /openapi/v2",
+                        "only application/json and the gnostic protobuf are served for /openapi/v2",
                     ));
                 }
                 Ok(response::json(200, &s.openapi.v2(&s.registry)))

@@ -12,6 +12,7 @@ use crate::api::schema::field_extensions;
 #[derive(Default)]
 struct Docs {
     v2: Option<Value>,
+    v2_proto: Option<bytes::Bytes>,
     v3: Option<(Value, BTreeMap<String, Value>)>,
 }
 
@@ -38,6 +39,21 @@ impl Cache {
             d.v2 = Some(v.clone());
         }
         v
+    }
+
+    /// The v2 document in the gnostic protobuf encoding kubectl asks for.
+    pub(crate) fn v2_proto(
+        &self,
+        registry: &Registry,
+    ) -> Result<bytes::Bytes, openapi::v2proto::Error> {
+        if let Some(v) = self.docs.lock().ok().and_then(|d| d.v2_proto.clone()) {
+            return Ok(v);
+        }
+        let v = bytes::Bytes::from(openapi::v2proto::encode(&self.v2(registry))?);
+        if let Ok(mut d) = self.docs.lock() {
+            d.v2_proto = Some(v.clone());
+        }
+        Ok(v)
     }
 
     fn with_v3<T>(

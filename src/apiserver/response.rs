@@ -36,6 +36,11 @@ pub(crate) fn json(code: u16, value: &Value) -> Response<Body> {
     with_type(code, "application/json", full(bytes))
 }
 
+/// Raw bytes of a given content type.
+pub(crate) fn bytes(code: u16, content_type: &'static str, body: Bytes) -> Response<Body> {
+    with_type(code, content_type, full(body))
+}
+
 /// Plain text (health checks).
 pub(crate) fn text(code: u16, body: impl Into<Bytes>) -> Response<Body> {
     with_type(code, "text/plain; charset=utf-8", full(body))

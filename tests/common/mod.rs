@@ -64,10 +64,10 @@ impl TestCluster {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("kubectl runs");
-        if let Some(mut pipe) = child.stdin.take() {
-            if let Some(input) = stdin {
-                pipe.write_all(input.as_bytes()).await.expect("stdin");
-            }
+        if let Some(mut pipe) = child.stdin.take()
+            && let Some(input) = stdin
+        {
+            pipe.write_all(input.as_bytes()).await.expect("stdin");
         }
         child.wait_with_output().await.expect("kubectl output")
     }

@@ -16,6 +16,7 @@ mod routes;
 mod schema_walk;
 #[cfg(test)]
 mod tests;
+pub mod v2proto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hasher};

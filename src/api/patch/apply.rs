@@ -257,7 +257,7 @@ fn remove_at(obj: &mut Value, path: &Path) {
         }
         Step::Value(v) => {
             if let Some(a) = cur.as_array_mut() {
-                a.retain(|i| i.to_string() != *v);
+                a.retain(|i| *i.to_string() != **v);
             }
         }
         Step::Index(_) => {}

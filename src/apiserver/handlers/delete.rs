@@ -39,12 +39,11 @@ fn options(r: &Req) -> Result<Options, ApiError> {
         .get("propagationPolicy")
         .and_then(Value::as_str)
         .or(r.query.get("propagationPolicy"))
+        && !matches!(p, "Orphan" | "Background" | "Foreground")
     {
-        if !matches!(p, "Orphan" | "Background" | "Foreground") {
-            return Err(ApiError::bad_request(format!(
-                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-            )));
-        }
+        return Err(ApiError::bad_request(format!(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+        )));
     }
     Ok(Options {
         uid: pre
@@ -81,15 +80,15 @@ fn check_preconditions(
             .unwrap_or("")
             .to_string()
     };
-    if let Some(uid) = &o.uid {
-        if *uid != meta("uid") {
-            return Err(fail("UID", uid, &meta("uid")));
-        }
+    if let Some(uid) = &o.uid
+        && *uid != meta("uid")
+    {
+        return Err(fail("UID", uid, &meta("uid")));
     }
-    if let Some(rv) = &o.resource_version {
-        if *rv != meta("resourceVersion") {
-            return Err(fail("ResourceVersion", rv, &meta("resourceVersion")));
-        }
+    if let Some(rv) = &o.resource_version
+        && *rv != meta("resourceVersion")
+    {
+        return Err(fail("ResourceVersion", rv, &meta("resourceVersion")));
     }
     Ok(())
 }

@@ -145,10 +145,10 @@ pub(crate) async fn resource(
     {
         return Err(ApiError::path_not_found());
     }
-    if let Some(sub) = &t.sub {
-        if !rt.subresources.contains(&sub.as_str()) {
-            return Err(ApiError::path_not_found());
-        }
+    if let Some(sub) = &t.sub
+        && !rt.subresources.contains(&sub.as_str())
+    {
+        return Err(ApiError::path_not_found());
     }
     let header = |h: http::header::HeaderName| {
         parts

@@ -93,10 +93,8 @@ pub(super) async fn list(s: &Shared, r: Req) -> Result<Response<Body>, ApiError>
     let (items, rev, more) = matching(s, &r, &sel, start.as_deref(), limit)?;
     let rv = first_rv.unwrap_or(rev);
     let mut meta = json!({ "resourceVersion": rv.to_string() });
-    if more {
-        if let Some((last, _)) = items.last() {
-            meta["continue"] = json!(encode_continue(rv, last));
-        }
+    if more && let Some((last, _)) = items.last() {
+        meta["continue"] = json!(encode_continue(rv, last));
     }
     let objects = items
         .into_iter()

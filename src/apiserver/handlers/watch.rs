@@ -147,14 +147,13 @@ pub(super) async fn watch(s: &Shared, r: Req) -> Result<Response<Body>, ApiError
         loop {
             // The snapshot's ADDED events come first; the end-of-initial-events bookmark
             // follows the last of them.
-            if let Some(end) = pending_initial_end {
-                if w.backlog_is_empty() {
+            if let Some(end) = pending_initial_end
+                && w.backlog_is_empty() {
                     if tx.send(enc.bookmark(end, true)).await.is_err() {
                         break;
                     }
                     pending_initial_end = None;
                 }
-            }
             let out = tokio::select! {
                 ev = w.next() => match ev {
                     Ok(ev) => {

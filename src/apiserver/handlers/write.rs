@@ -40,15 +40,14 @@ pub(super) async fn create_object(
         .get("name")
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
-    if !named {
-        if let Some(base) = meta
+    if !named
+        && let Some(base) = meta
             .get("generateName")
             .and_then(Value::as_str)
             .filter(|b| !b.is_empty())
-        {
-            let name = generate_name(base);
-            meta.insert("name".into(), Value::String(name));
-        }
+    {
+        let name = generate_name(base);
+        meta.insert("name".into(), Value::String(name));
     }
     let (mut obj, mut warnings) = admit_body(&r.rt, obj, r.field_validation()?)?;
     warnings.splice(0..0, warnings_in);

@@ -1,0 +1,199 @@
+//! Embedding: clusters started inside a test process, driven with kube-rs.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}}))
+        .expect("configmap")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_in_one_process_are_independent() {
+    let a = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("a");
+    let b = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("b");
+    assert_ne!(a.addr(), b.addr());
+    let api_a: Api<ConfigMap> = Api::default_namespaced(a.client());
+    let api_b: Api<ConfigMap> = Api::default_namespaced(b.client());
+    api_a
+        .create(&PostParams::default(), &cm("only-in-a"))
+        .await
+        .expect("create");
+    assert!(api_b.get_opt("only-in-a").await.expect("get").is_none());
+    assert_eq!(
+        api_a
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+    let namespaces: Api<Namespace> = Api::all(b.client());
+    assert_eq!(
+        namespaces
+            .list(&ListParams::default())
+            .await
+            .expect("ns")
+            .items
+            .len(),
+        4
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_watch_sees_changes_after_its_resource_version() {
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("cluster");
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    api.create(&PostParams::default(), &cm("watched"))
+        .await
+        .expect("create");
+    api.delete("watched", &Default::default())
+        .await
+        .expect("delete");
+    let mut kinds = Vec::new();
+    while let Some(ev) = stream.next().await {
+        match ev.expect("event") {
+            WatchEvent::Added(o) => kinds.push(("ADDED", o.metadata.name)),
+            WatchEvent::Deleted(o) => {
+                kinds.push(("DELETED", o.metadata.name));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            ("ADDED", Some("watched".to_string())),
+            ("DELETED", Some("watched".to_string()))
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_dry_run_stores_nothing_and_generate_name_fills_a_name() {
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("cluster");
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let dry = api
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &cm("dry"),
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(dry.metadata.name.as_deref(), Some("dry"));
+    assert!(api.get_opt("dry").await.expect("get").is_none());
+    let generated: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).expect("cm");
+    let made = api
+        .create(&PostParams::default(), &generated)
+        .await
+        .expect("create");
+    let name = made.metadata.name.expect("name");
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizers_hold_a_deleted_object_until_removed() {
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("cluster");
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let held: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .expect("cm");
+    api.create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    api.delete("held", &Default::default())
+        .await
+        .expect("delete accepted");
+    let pending = api.get("held").await.expect("still there");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    let patch = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    api.patch("held", &Default::default(), &patch)
+        .await
+        .expect("remove finalizer");
+    assert!(
+        api.get_opt("held").await.expect("get").is_none(),
+        "gone once the last finalizer is removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_with_limit_and_continue() {
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("cluster");
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client());
+    for i in 0..5 {
+        api.create(&PostParams::default(), &cm(&format!("p{i}")))
+            .await
+            .expect("create");
+    }
+    let first = api
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page 1");
+    assert_eq!(first.items.len(), 2);
+    let token = first.metadata.continue_.clone().expect("continue");
+    let second = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .expect("page 2");
+    let third = api
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(&second.metadata.continue_.clone().expect("more")),
+        )
+        .await
+        .expect("page 3");
+    let names: Vec<String> = [first, second, third]
+        .into_iter()
+        .flat_map(|l| l.items)
+        .filter_map(|i| i.metadata.name)
+        .collect();
+    assert_eq!(names, ["p0", "p1", "p2", "p3", "p4"]);
+}
