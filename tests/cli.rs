@@ -13,7 +13,15 @@ struct Up {
 
 fn up(data: &std::path::Path, kubeconfig: &std::path::Path, listen: &str) -> Up {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_minke"))
-        .args(["up", "--listen", listen, "--data-dir", &data.display().to_string(), "--kubeconfig", &kubeconfig.display().to_string()])
+        .args([
+            "up",
+            "--listen",
+            listen,
+            "--data-dir",
+            &data.display().to_string(),
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+        ])
         .env("HOME", data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -25,7 +33,11 @@ fn up(data: &std::path::Path, kubeconfig: &std::path::Path, listen: &str) -> Up 
 }
 
 async fn line(up: &mut Up) -> String {
-    tokio::time::timeout(Duration::from_secs(30), up.lines.next_line()).await.expect("in time").expect("read").expect("a line")
+    tokio::time::timeout(Duration::from_secs(30), up.lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("a line")
 }
 
 async fn failure(mut child: tokio::process::Child) -> String {
@@ -52,27 +64,58 @@ async fn up_prints_where_it_listens_merges_the_kubeconfig_and_stops_on_sigterm()
     let data = dir.path().join("data");
     let mut first = up(&data, &kubeconfig, "127.0.0.1:0");
     let ready = line(&mut first).await;
-    assert!(ready.starts_with("minke 0.1.0: API ready at https://127.0.0.1:") && ready.ends_with(" ms"), "{ready}");
+    assert!(
+        ready.starts_with("minke 0.1.0: API ready at https://127.0.0.1:") && ready.ends_with(" ms"),
+        "{ready}"
+    );
     let written = line(&mut first).await;
-    assert_eq!(written, format!("kubeconfig: context \"minke\" written to {} (current-context)", kubeconfig.display()));
+    assert_eq!(
+        written,
+        format!(
+            "kubeconfig: context \"minke\" written to {} (current-context)",
+            kubeconfig.display()
+        )
+    );
     let config = std::fs::read_to_string(&kubeconfig).expect("read");
-    assert!(config.contains("current-context: minke") && config.contains("name: other"), "{config}");
+    assert!(
+        config.contains("current-context: minke") && config.contains("name: other"),
+        "{config}"
+    );
 
     // A second cluster on the same data dir is refused at once, with the reason.
     let second = up(&data, &dir.path().join("config2"), "127.0.0.1:0");
     let err = failure(second.child).await;
-    assert!(err.contains("is in use by another process (is another minke running on this data dir?)"), "{err}");
+    assert!(
+        err.contains("is in use by another process (is another minke running on this data dir?)"),
+        "{err}"
+    );
 
     // So is a busy port.
-    let port = ready.rsplit_once(':').and_then(|(_, rest)| rest.split_whitespace().next()).expect("port");
-    let busy = up(&dir.path().join("data2"), &dir.path().join("config3"), &format!("127.0.0.1:{port}"));
+    let port = ready
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .expect("port");
+    let busy = up(
+        &dir.path().join("data2"),
+        &dir.path().join("config3"),
+        &format!("127.0.0.1:{port}"),
+    );
     let err = failure(busy.child).await;
-    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
 
     let pid = first.child.id().expect("pid");
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     assert_eq!(line(&mut first).await, "minke: shutting down");
-    let status = tokio::time::timeout(Duration::from_secs(20), first.child.wait()).await.expect("stops").expect("status");
+    let status = tokio::time::timeout(Duration::from_secs(20), first.child.wait())
+        .await
+        .expect("stops")
+        .expect("status");
     assert!(status.success(), "{status}");
 }

@@ -197,3 +197,55 @@ async fn list_pages_with_limit_and_continue() {
         .collect();
     assert_eq!(names, ["p0", "p1", "p2", "p3", "p4"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaling_v1_hpa_reads_back_as_v2_and_events_share_storage() {
+    use k8s_openapi::api::autoscaling::{v1 as as1, v2 as as2};
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("cluster");
+    let v1: Api<as1::HorizontalPodAutoscaler> = Api::default_namespaced(c.client());
+    let hpa: as1::HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4, "targetCPUUtilizationPercentage": 60}
+    }))
+    .expect("hpa");
+    v1.create(&PostParams::default(), &hpa)
+        .await
+        .expect("create v1");
+    let v2: Api<as2::HorizontalPodAutoscaler> = Api::default_namespaced(c.client());
+    let got = v2.get("web").await.expect("read as v2");
+    let metric = &got.spec.metrics.expect("metrics")[0];
+    assert_eq!(
+        metric
+            .resource
+            .as_ref()
+            .and_then(|r| r.target.average_utilization),
+        Some(60)
+    );
+    assert_eq!(
+        v1.get("web")
+            .await
+            .expect("v1")
+            .spec
+            .target_cpu_utilization_percentage,
+        Some(60)
+    );
+
+    use k8s_openapi::api::{core::v1::Event as CoreEvent, events::v1::Event as NewEvent};
+    let new: Api<NewEvent> = Api::default_namespaced(c.client());
+    let ev: NewEvent = serde_json::from_value(json!({
+        "metadata": {"name": "e1"}, "eventTime": "2026-11-23T19:00:00.000000Z", "reportingController": "minke", "reportingInstance": "minke-1",
+        "action": "Testing", "reason": "Tested", "type": "Normal", "note": "hello", "regarding": {"kind": "ConfigMap", "name": "x", "namespace": "default"}
+    }))
+    .expect("event");
+    new.create(&PostParams::default(), &ev)
+        .await
+        .expect("create events.k8s.io");
+    let core: Api<CoreEvent> = Api::default_namespaced(c.client());
+    let got = core.get("e1").await.expect("read as core");
+    assert_eq!(got.message.as_deref(), Some("hello"));
+    assert_eq!(got.involved_object.name.as_deref(), Some("x"));
+}

@@ -2,6 +2,7 @@
 //! defaulting, validation, patches, Table printers and OpenAPI.
 pub mod clock;
 pub mod codec;
+pub mod conversion;
 pub mod defaults;
 pub mod error;
 pub mod openapi;

@@ -48,6 +48,9 @@ pub struct ResourceType {
     /// Storage key segment (`apps/deployments`); versions of one resource that share
     /// storage share it.
     pub storage: String,
+    /// The apiVersion objects are stored in, when it is not this type's own (then
+    /// reads and writes convert, see `api::conversion`).
+    pub storage_version: Option<String>,
 }
 
 impl ResourceType {
@@ -57,6 +60,28 @@ impl ResourceType {
             self.version.clone()
         } else {
             format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// An object as stored, from this type's version.
+    pub fn to_storage(&self, obj: Value) -> Value {
+        match &self.storage_version {
+            Some(to) => super::conversion::convert(&self.kind, obj, &self.api_version(), to),
+            None => obj,
+        }
+    }
+
+    /// An object in this type's version, from storage. Custom resources are stored once
+    /// for all their versions and answer in the version asked.
+    pub fn from_storage(&self, mut obj: Value) -> Value {
+        match &self.storage_version {
+            Some(from) => super::conversion::convert(&self.kind, obj, from, &self.api_version()),
+            None => {
+                if self.crd.is_some() && obj.is_object() {
+                    obj["apiVersion"] = Value::String(self.api_version());
+                }
+                obj
+            }
         }
     }
 
@@ -142,6 +167,7 @@ where
         printer_columns: Vec::new(),
         crd: None,
         storage: format!("{group_dir}/{}", s.resource),
+        storage_version: None,
     }
 }
 
@@ -202,10 +228,16 @@ fn builtins() -> Vec<ResourceType> {
         storage::StorageClass => "storage.k8s.io" "v1" "storageclasses" "StorageClass" false ["sc"] [] [];
         apiext::CustomResourceDefinition => "apiextensions.k8s.io" "v1" "customresourcedefinitions" "CustomResourceDefinition" false ["crd", "crds"] ["api-extensions"] ["status"];
     };
-    // autoscaling/v1 is its own storage until v1<->v2 conversion exists.
+    // Versions that share storage with another, as in Kubernetes: HPAs are stored as
+    // autoscaling/v2, events.k8s.io Events as core Events.
     for t in &mut types {
-        if t.group == "autoscaling" && t.version == "v1" {
-            t.storage = "autoscaling/horizontalpodautoscalers.v1".into();
+        match (t.group.as_str(), t.version.as_str(), t.resource.as_str()) {
+            ("autoscaling", "v1", _) => t.storage_version = Some("autoscaling/v2".into()),
+            ("events.k8s.io", _, "events") => {
+                t.storage = "core/events".into();
+                t.storage_version = Some("v1".into());
+            }
+            _ => {}
         }
     }
     types

@@ -91,6 +91,7 @@ pub(crate) fn types_of(crd: &Value) -> Vec<ResourceType> {
                     .unwrap_or_default(),
                 crd: Some(name.clone()),
                 storage: format!("{group}/{plural}"),
+                storage_version: None,
             }
         })
         .collect()
@@ -186,12 +187,5 @@ pub(crate) async fn after_delete(s: &Shared, rt: &ResourceType, obj: &Value) {
                 tracing::warn!(key = %item.key, error = %e, "removing a custom resource of a deleted CRD");
             }
         }
-    }
-}
-
-/// Custom resources are stored once for all versions: answer in the version asked.
-pub(crate) fn present(rt: &ResourceType, obj: &mut Value) {
-    if rt.crd.is_some() {
-        obj["apiVersion"] = json!(rt.api_version());
     }
 }

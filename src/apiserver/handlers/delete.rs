@@ -143,12 +143,12 @@ async fn delete_one(
                 .store
                 .write(Write::Update {
                     key: key.clone(),
-                    object: next,
+                    object: rt.to_storage(next),
                     expect: Some(rv),
                 })
                 .await
             {
-                Ok(stored) => return Ok(((*stored).clone(), false)),
+                Ok(stored) => return Ok((rt.from_storage((*stored).clone()), false)),
                 Err(e) => {
                     let e = store_error(rt, name, e);
                     if retryable(&e, o.resource_version.is_some()) {
@@ -172,7 +172,7 @@ async fn delete_one(
         {
             Ok(gone) => {
                 crd::after_delete(s, rt, &gone).await;
-                return Ok(((*gone).clone(), true));
+                return Ok((rt.from_storage((*gone).clone()), true));
             }
             Err(e) => {
                 let e = store_error(rt, name, e);

@@ -201,6 +201,7 @@ pub(crate) fn current(
     s.store
         .get(&rt.key(namespace, name))
         .map_err(|e| store_error(rt, name, e))?
+        .map(|(rv, obj)| (rv, rt.from_storage(obj)))
         .ok_or_else(|| ApiError::not_found(&rt.group, &rt.resource, name))
 }
 
@@ -266,7 +267,7 @@ pub(crate) async fn commit_update(
             .await
             .map_err(|e| store_error(rt, &name, e))?;
         super::crd::after_delete(s, rt, &gone).await;
-        return Ok((*gone).clone());
+        return Ok(rt.from_storage((*gone).clone()));
     }
     if objects::unchanged(current, &new) || dry_run {
         return Ok(if dry_run { new } else { current.clone() });
@@ -275,13 +276,13 @@ pub(crate) async fn commit_update(
         .store
         .write(Write::Update {
             key: key.into(),
-            object: new,
+            object: rt.to_storage(new),
             expect: Some(current_rv),
         })
         .await
         .map_err(|e| store_error(rt, &name, e))?;
     super::crd::after_write(s, rt, &stored);
-    Ok((*stored).clone())
+    Ok(rt.from_storage((*stored).clone()))
 }
 
 /// Whether an error is a lost race worth retrying (the client did not pin a version).

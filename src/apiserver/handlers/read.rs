@@ -9,12 +9,10 @@ use super::{Req, current, internal};
 use crate::api::error::ApiError;
 use crate::api::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::apiserver::Shared;
-use crate::apiserver::crd;
 use crate::apiserver::response::{self, Body};
 
 pub(super) async fn get(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
-    let (_, mut obj) = current(s, &r.rt, r.namespace.as_deref(), r.name())?;
-    crd::present(&r.rt, &mut obj);
+    let (_, obj) = current(s, &r.rt, r.namespace.as_deref(), r.name())?;
     Ok(response::object(200, &r.rt, &obj, r.output))
 }
 
@@ -98,10 +96,7 @@ pub(super) async fn list(s: &Shared, r: Req) -> Result<Response<Body>, ApiError>
     }
     let objects = items
         .into_iter()
-        .map(|(_, mut o)| {
-            crd::present(&r.rt, &mut o);
-            o
-        })
+        .map(|(_, o)| r.rt.from_storage(o))
         .collect();
     Ok(response::list(&r.rt, objects, meta, r.output))
 }

@@ -17,7 +17,7 @@ use crate::api::error::ApiError;
 use crate::api::selector::Selectors;
 use crate::apiserver::request::Output;
 use crate::apiserver::response::{Body, partial_metadata};
-use crate::apiserver::{Shared, crd, table};
+use crate::apiserver::{Shared, table};
 use crate::store::{self, EventKind};
 
 fn line(kind: &str, object: Value) -> Bytes {
@@ -50,8 +50,8 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn encode(&mut self, kind: &str, mut obj: Value) -> Bytes {
-        crd::present(&self.rt, &mut obj);
+    fn encode(&mut self, kind: &str, obj: Value) -> Bytes {
+        let obj = self.rt.from_storage(obj);
         let object = match self.output {
             Output::Table(include) => {
                 let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});

@@ -72,11 +72,14 @@ pub(super) async fn create_object(
     }
     let stored = s
         .store
-        .write(Write::Create { key, object: obj })
+        .write(Write::Create {
+            key,
+            object: r.rt.to_storage(obj),
+        })
         .await
         .map_err(|e| store_error(&r.rt, &name, e))?;
     crd::after_write(s, &r.rt, &stored);
-    Ok(((*stored).clone(), warnings))
+    Ok((r.rt.from_storage((*stored).clone()), warnings))
 }
 
 pub(super) async fn create(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {

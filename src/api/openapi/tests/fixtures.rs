@@ -52,6 +52,7 @@ fn resource_type(
         printer_columns: Vec::new(),
         crd: None,
         storage: format!("{group}/{resource}"),
+        storage_version: None,
     }
 }
 

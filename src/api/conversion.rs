@@ -1,0 +1,214 @@
+//! Conversion between versions that share storage: HorizontalPodAutoscaler
+//! `autoscaling/v1` ⇄ `autoscaling/v2` (stored as v2) and Event `events.k8s.io/v1` ⇄
+//! core `v1` (stored as core), as the real API server converts them.
+
+use serde_json::{Map, Value, json};
+
+/// Convert `obj` of `kind` from apiVersion `from` to apiVersion `to`.
+pub fn convert(kind: &str, obj: Value, from: &str, to: &str) -> Value {
+    if from == to {
+        return obj;
+    }
+    let mut out = match (kind, from, to) {
+        ("HorizontalPodAutoscaler", "autoscaling/v1", "autoscaling/v2") => hpa_v1_to_v2(obj),
+        ("HorizontalPodAutoscaler", "autoscaling/v2", "autoscaling/v1") => hpa_v2_to_v1(obj),
+        ("Event", "events.k8s.io/v1", "v1") => event_to_core(obj),
+        ("Event", "v1", "events.k8s.io/v1") => event_from_core(obj),
+        _ => obj,
+    };
+    if out.is_object() {
+        out["apiVersion"] = json!(to);
+    }
+    out
+}
+
+/// Move `from` (a top-level or nested key path) to `to`, when present.
+fn carry(src: &Value, dst: &mut Map<String, Value>, from: &str, to: &str) {
+    if let Some(v) = src.pointer(from) {
+        if !v.is_null() {
+            dst.insert(to.to_string(), v.clone());
+        }
+    }
+}
+
+const CPU_METRIC_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/metrics";
+
+fn hpa_v1_to_v2(mut obj: Value) -> Value {
+    let spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut v2 = Map::new();
+    carry(&spec, &mut v2, "/scaleTargetRef", "scaleTargetRef");
+    carry(&spec, &mut v2, "/minReplicas", "minReplicas");
+    carry(&spec, &mut v2, "/maxReplicas", "maxReplicas");
+    if let Some(cpu) = spec
+        .get("targetCPUUtilizationPercentage")
+        .filter(|v| !v.is_null())
+    {
+        v2.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}]),
+        );
+    }
+    obj["spec"] = Value::Object(v2);
+    if let Some(status) = obj.get("status").cloned() {
+        let mut s = Map::new();
+        for k in [
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ] {
+            carry(&status, &mut s, &format!("/{k}"), k);
+        }
+        if let Some(cpu) = status
+            .get("currentCPUUtilizationPercentage")
+            .filter(|v| !v.is_null())
+        {
+            s.insert("currentMetrics".into(), json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}]));
+        }
+        obj["status"] = Value::Object(s);
+    }
+    if let Some(a) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(CPU_METRIC_ANNOTATION);
+    }
+    obj
+}
+
+/// The CPU utilization target of a v2 metric list, if it has one.
+fn cpu_utilization(metrics: Option<&Value>, field: &str) -> Option<Value> {
+    metrics?.as_array()?.iter().find_map(|m| {
+        let r = m.get("resource")?;
+        (m.get("type")? == "Resource" && r.get("name")? == "cpu")
+            .then(|| r.pointer(field).cloned())
+            .flatten()
+    })
+}
+
+fn hpa_v2_to_v1(mut obj: Value) -> Value {
+    let spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut v1 = Map::new();
+    carry(&spec, &mut v1, "/scaleTargetRef", "scaleTargetRef");
+    carry(&spec, &mut v1, "/minReplicas", "minReplicas");
+    carry(&spec, &mut v1, "/maxReplicas", "maxReplicas");
+    if let Some(cpu) = cpu_utilization(spec.get("metrics"), "/target/averageUtilization") {
+        v1.insert("targetCPUUtilizationPercentage".into(), cpu);
+    }
+    obj["spec"] = Value::Object(v1);
+    if let Some(status) = obj.get("status").cloned() {
+        let mut s = Map::new();
+        for k in [
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ] {
+            carry(&status, &mut s, &format!("/{k}"), k);
+        }
+        if let Some(cpu) =
+            cpu_utilization(status.get("currentMetrics"), "/current/averageUtilization")
+        {
+            s.insert("currentCPUUtilizationPercentage".into(), cpu);
+        }
+        if !s.contains_key("desiredReplicas") {
+            s.insert("desiredReplicas".into(), json!(0));
+        }
+        obj["status"] = Value::Object(s);
+    }
+    obj
+}
+
+/// Field pairs between events.k8s.io/v1 (left) and core v1 (right).
+const EVENT_FIELDS: [(&str, &str); 9] = [
+    ("/note", "message"),
+    ("/regarding", "involvedObject"),
+    ("/related", "related"),
+    ("/deprecatedCount", "count"),
+    ("/deprecatedFirstTimestamp", "firstTimestamp"),
+    ("/deprecatedLastTimestamp", "lastTimestamp"),
+    ("/deprecatedSource", "source"),
+    ("/reportingController", "reportingComponent"),
+    ("/reportingInstance", "reportingInstance"),
+];
+
+const EVENT_SHARED: [&str; 7] = [
+    "metadata",
+    "eventTime",
+    "series",
+    "action",
+    "reason",
+    "type",
+    "kind",
+];
+
+fn event_to_core(obj: Value) -> Value {
+    let mut out = Map::new();
+    for k in EVENT_SHARED {
+        carry(&obj, &mut out, &format!("/{k}"), k);
+    }
+    for (new, core) in EVENT_FIELDS {
+        carry(&obj, &mut out, new, core);
+    }
+    Value::Object(out)
+}
+
+fn event_from_core(obj: Value) -> Value {
+    let mut out = Map::new();
+    for k in EVENT_SHARED {
+        carry(&obj, &mut out, &format!("/{k}"), k);
+    }
+    for (new, core) in EVENT_FIELDS {
+        carry(
+            &obj,
+            &mut out,
+            &format!("/{core}"),
+            new.trim_start_matches('/'),
+        );
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hpa_v1_cpu_target_becomes_a_v2_resource_metric_and_back() {
+        let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}, "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}});
+        let v2 = convert(
+            "HorizontalPodAutoscaler",
+            v1.clone(),
+            "autoscaling/v1",
+            "autoscaling/v2",
+        );
+        assert_eq!(v2["apiVersion"], "autoscaling/v2");
+        assert_eq!(
+            v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            50
+        );
+        let back = convert(
+            "HorizontalPodAutoscaler",
+            v2,
+            "autoscaling/v2",
+            "autoscaling/v1",
+        );
+        assert_eq!(back["spec"], v1["spec"]);
+    }
+
+    #[test]
+    fn events_k8s_io_note_and_regarding_are_core_message_and_involved_object() {
+        let new = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "note": "pulled", "regarding": {"kind": "Pod", "name": "p"}, "reason": "Pulled", "type": "Normal", "reportingController": "kubelet"});
+        let core = convert("Event", new.clone(), "events.k8s.io/v1", "v1");
+        assert_eq!(
+            (
+                core["message"].as_str(),
+                core["involvedObject"]["name"].as_str(),
+                core["reportingComponent"].as_str()
+            ),
+            (Some("pulled"), Some("p"), Some("kubelet"))
+        );
+        assert_eq!(convert("Event", core, "v1", "events.k8s.io/v1"), new);
+    }
+}
