@@ -206,6 +206,8 @@ impl ClusterBuilder {
         let ready_in = started.elapsed();
         tracing::info!(%addr, ?ready_in, "API ready");
         Ok(Cluster {
+            released: api.store().release_watch(),
+            _cancel_on_drop: shutdown.clone().drop_guard(),
             api,
             addr,
             server,
@@ -235,6 +237,9 @@ pub struct Cluster {
     kubeconfig: Option<PathBuf>,
     context: String,
     ready_in: Duration,
+    released: store::Released,
+    /// Cancels everything when the cluster is dropped without `shutdown`.
+    _cancel_on_drop: tokio_util::sync::DropGuard,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -298,19 +303,32 @@ impl Cluster {
 
     /// Stop accepting requests, end watches and controllers, and wait for them.
     pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+        let Cluster {
+            api,
+            shutdown,
+            tasks,
+            released,
+            ..
+        } = self;
+        shutdown.cancel();
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!("some tasks did not stop within 10 s of shutdown");
         }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        drop(api);
+        // Clients handed out by `client()` keep the store open until they are dropped;
+        // wait briefly for the last internal ones so the data dir is free on return.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !released.is_released() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !released.is_released() {
+            tracing::warn!(
+                "the store is still open after shutdown (a kube::Client from Cluster::client() is still alive)"
+            );
+        }
     }
 }

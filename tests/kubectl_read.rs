@@ -233,7 +233,13 @@ async fn explain_reads_field_docs_from_openapi_v3() {
     let c = TestCluster::start().await;
     let out = c.ok(&["explain", "deployment.spec.strategy"]).await;
     assert!(
-        out.contains("KIND:       Deployment") && out.contains("VERSION:    apps/v1"),
+        out.contains("GROUP:      apps")
+            && out.contains("KIND:       Deployment")
+            && out.contains("VERSION:    v1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FIELD: strategy <DeploymentStrategy>"),
         "{out}"
     );
     assert!(

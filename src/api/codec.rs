@@ -18,6 +18,8 @@ pub fn decode(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
         | "application/x-yaml"
         | "text/yaml"
         | "application/apply-patch+yaml" => decode_yaml(body),
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf: {e}"))),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -176,10 +178,11 @@ mod tests {
     #[test]
     fn unknown_content_type_is_unsupported_media_type() {
         assert_eq!(
-            decode("application/vnd.kubernetes.protobuf", b"")
-                .expect_err("415")
+            decode("application/vnd.kubernetes.protobuf", b"k8s")
+                .expect_err("400")
                 .code,
-            415
+            400
         );
+        assert_eq!(decode("application/cbor", b"").expect_err("415").code, 415);
     }
 }

@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod error;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selector;

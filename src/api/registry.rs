@@ -75,7 +75,15 @@ impl ResourceType {
     /// for all their versions and answer in the version asked.
     pub fn from_storage(&self, mut obj: Value) -> Value {
         match &self.storage_version {
-            Some(from) => super::conversion::convert(&self.kind, obj, from, &self.api_version()),
+            Some(from) => {
+                // Like the real API server, defaults of the version read apply after
+                // conversion (an autoscaling/v1 HPA without a CPU target reads back as
+                // v2 with the default 80% CPU metric).
+                let mut out =
+                    super::conversion::convert(&self.kind, obj, from, &self.api_version());
+                super::defaults::apply_defaults(&self.group, &self.version, &self.kind, &mut out);
+                out
+            }
             None => {
                 if self.crd.is_some() && obj.is_object() {
                     obj["apiVersion"] = Value::String(self.api_version());

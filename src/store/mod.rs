@@ -195,6 +195,12 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// A handle that tells when every `Store` clone is gone and the database (with its
+    /// file lock) is closed.
+    pub fn release_watch(&self) -> Released {
+        Released(Arc::downgrade(&self.db))
+    }
+
     /// The current global resourceVersion.
     pub fn revision(&self) -> Result<u64> {
         Self::read_revision(&self.db)
@@ -283,6 +289,17 @@ impl Store {
                 Ok(watch)
             }
         }
+    }
+}
+
+/// See [`Store::release_watch`].
+#[derive(Debug, Clone)]
+pub struct Released(std::sync::Weak<redb::Database>);
+
+impl Released {
+    /// Whether the database has been closed.
+    pub fn is_released(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 

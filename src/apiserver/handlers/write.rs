@@ -66,6 +66,15 @@ pub(super) async fn create_object(
     let dry_run = r.query.dry_run()?;
     let name = name_of(&obj).to_string();
     let key = r.rt.key(r.namespace.as_deref(), &name);
+    // An existing object is AlreadyExists before any admission step (a Service's
+    // address allocation would otherwise report a clash with itself).
+    if s.store.get(&key).map_err(super::internal)?.is_some() {
+        return Err(crate::api::error::ApiError::already_exists(
+            &r.rt.group,
+            &r.rt.resource,
+            &name,
+        ));
+    }
     let _guard = admission::admit_create(s, &r.rt, &mut obj).await?;
     if dry_run {
         return Ok((obj, warnings));
