@@ -160,7 +160,9 @@ async fn applied_objects_print_in_every_output_format() {
         "{describe}"
     );
     assert!(
-        describe.contains("StrategyType:       RollingUpdate"),
+        describe
+            .lines()
+            .any(|l| l.starts_with("StrategyType:") && l.ends_with("RollingUpdate")),
         "defaults are applied: {describe}"
     );
 }

@@ -19,15 +19,10 @@ async fn objects_keep_their_resource_versions_across_a_restart() {
         err.to_string().contains("is in use by another process"),
         "{err}"
     );
-    let TestCluster {
-        cluster,
-        dir,
-        kubeconfig,
-    } = c;
+    let TestCluster { cluster, dir, .. } = c;
     cluster.shutdown().await;
 
-    let restarted =
-        TestCluster::start_with(|b| b.data_dir(data.path()).kubeconfig(&kubeconfig)).await;
+    let restarted = TestCluster::start_with(|b| b.data_dir(data.path())).await;
     let after = restarted.ok(&["get", "cm,secret,svc,deploy", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion}/{.metadata.uid} {end}"]).await;
     assert_eq!(before, after);
     drop(dir);

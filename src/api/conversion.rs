@@ -22,6 +22,26 @@ pub fn convert(kind: &str, obj: Value, from: &str, to: &str) -> Value {
     out
 }
 
+/// Fold a Secret's write-only `stringData` into base64 `data`, as the API server does
+/// on every write (stringData wins over data for the same key).
+pub fn fold_secret_string_data(secret: &mut Value) {
+    use base64::Engine;
+    let Some(obj) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = obj.remove("stringData") else {
+        return;
+    };
+    let data = obj.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        data[k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Move `from` (a top-level or nested key path) to `to`, when present.
 fn carry(src: &Value, dst: &mut Map<String, Value>, from: &str, to: &str) {
     if let Some(v) = src.pointer(from) {
@@ -172,6 +192,13 @@ fn event_from_core(obj: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_string_data_is_folded_into_base64_data() {
+        let mut s = json!({"data": {"a": "eA=="}, "stringData": {"password": "s3cret", "a": "y"}});
+        fold_secret_string_data(&mut s);
+        assert_eq!(s, json!({"data": {"a": "eQ==", "password": "czNjcmV0"}}));
+    }
 
     #[test]
     fn hpa_v1_cpu_target_becomes_a_v2_resource_metric_and_back() {

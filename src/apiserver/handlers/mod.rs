@@ -237,6 +237,9 @@ pub(crate) fn admit_body(
     mut obj: Value,
     mode: FieldValidation,
 ) -> Result<(Value, Vec<String>), ApiError> {
+    if rt.group.is_empty() && rt.kind == "Secret" {
+        crate::api::conversion::fold_secret_string_data(&mut obj);
+    }
     defaults::apply_defaults(&rt.group, &rt.version, &rt.kind, &mut obj);
     codec::normalize(rt, obj, mode)
 }
