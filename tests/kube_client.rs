@@ -49,6 +49,8 @@ async fn two_clusters_in_one_process_are_independent() {
             .len(),
         4
     );
+    // Clients keep a cluster's store open; drop them so shutdown can release it.
+    drop((api_a, api_b, namespaces));
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -248,4 +250,112 @@ async fn an_autoscaling_v1_hpa_reads_back_as_v2_and_events_share_storage() {
     let got = core.get("e1").await.expect("read as core");
     assert_eq!(got.message.as_deref(), Some("hello"));
     assert_eq!(got.involved_object.name.as_deref(), Some("x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_resource_version_rules_match_the_real_server() {
+    use kube::api::VersionMatch;
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("cluster");
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client());
+    api.create(&PostParams::default(), &cm("a"))
+        .await
+        .expect("create");
+    let rv: u64 = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv")
+        .parse()
+        .expect("number");
+    let exact_now = ListParams::default()
+        .at(&rv.to_string())
+        .matching(VersionMatch::Exact);
+    assert_eq!(
+        api.list(&exact_now)
+            .await
+            .expect("exact current")
+            .items
+            .len(),
+        1
+    );
+    let too_old = ListParams::default().at("1").matching(VersionMatch::Exact);
+    match api.list(&too_old).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410, got {other:?}"),
+    }
+    let future = ListParams::default()
+        .at(&(rv + 1000).to_string())
+        .matching(VersionMatch::NotOlderThan);
+    match api.list(&future).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (504, "Timeout")),
+        other => panic!("expected 504, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_with_bookmarks_get_them_and_delete_collection_removes_by_selector() {
+    let c = minke::Cluster::builder()
+        .in_memory()
+        .bookmark_interval(std::time::Duration::from_millis(100))
+        .start()
+        .await
+        .expect("cluster");
+    let api: Api<ConfigMap> = Api::default_namespaced(c.client());
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        let obj: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .expect("cm");
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("create");
+    }
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            }
+            .timeout(10),
+            &rv,
+        )
+        .await
+        .expect("watch")
+        .boxed();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .expect("in time")
+        .expect("event")
+        .expect("ok");
+    match first {
+        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.resource_version, rv),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    api.delete_collection(
+        &Default::default(),
+        &ListParams::default().labels("tier=web"),
+    )
+    .await
+    .expect("deletecollection");
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|i| i.metadata.name)
+        .collect();
+    assert_eq!(left, ["c"]);
 }

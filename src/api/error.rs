@@ -164,6 +164,13 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// 504 Timeout (e.g. a resourceVersion the store has not reached).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        let mut e = Self::new(504, "Timeout", message);
+        e.details = Some(serde_json::json!({"retryAfterSeconds": 1}));
+        e
+    }
+
     /// 413 RequestEntityTooLarge.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(413, "RequestEntityTooLarge", message)

@@ -2,6 +2,7 @@
 //! and server-side apply, dispatched by content type.
 
 pub mod apply;
+mod fieldset;
 pub mod strategic;
 
 use serde_json::Value;

@@ -2,8 +2,8 @@
 //!
 //! Source: `generated.proto` + Go struct tags of k8s.io/api and k8s.io/apimachinery v0.33.13.
 //! Regenerate (from the crate root, with both repositories checked out at that tag):
-//! `python3 tools/gen_messages.py --api ../api --apimachinery ../apimachinery \
-//!     --label v0.33.13 > src/protobuf/messages.rs`
+//! `python3 tools/gen_protobuf_messages.py --api ../api --apimachinery ../apimachinery \
+//!     --label v0.33.13 > src/api/protobuf/messages.rs`
 //!
 //! Fields whose JSON name differs from the proto name:
 //! - `k8s.io.api.authentication.v1.BoundObjectReference.uID -> uid`

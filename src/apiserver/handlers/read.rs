@@ -77,6 +77,48 @@ pub(super) fn matching(
     Ok((out, listing.revision, more))
 }
 
+/// The `resourceVersion` / `resourceVersionMatch` rules of a list: the store serves
+/// its latest state, so an older exact version is gone (410) and a future one is
+/// not there yet (504), as the real API server answers.
+fn check_list_version(r: &Req, current: u64) -> Result<(), ApiError> {
+    let exact = match r.query.get("resourceVersionMatch") {
+        None | Some("") => false,
+        Some("Exact") => true,
+        Some("NotOlderThan") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+    };
+    let asked = match r.query.get("resourceVersion") {
+        None | Some("")
+            if r.query
+                .get("resourceVersionMatch")
+                .is_some_and(|m| !m.is_empty()) =>
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        None | Some("") | Some("0") => return Ok(()),
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?,
+    };
+    if asked > current {
+        return Err(ApiError::timeout(format!(
+            "Too large resource version: {asked}, current: {current}"
+        )));
+    }
+    if exact && asked < current {
+        return Err(ApiError::expired(
+            "The resourceVersion for the provided list is too old.",
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn list(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
     let sel = selectors(&r)?;
     let limit = usize::try_from(r.query.number("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
@@ -89,6 +131,7 @@ pub(super) async fn list(s: &Shared, r: Req) -> Result<Response<Body>, ApiError>
         None => (None, None),
     };
     let (items, rev, more) = matching(s, &r, &sel, start.as_deref(), limit)?;
+    check_list_version(&r, rev)?;
     let rv = first_rv.unwrap_or(rev);
     let mut meta = json!({ "resourceVersion": rv.to_string() });
     if more && let Some((last, _)) = items.last() {
