@@ -4,3 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --all-targets --no-fail-fast "$@"
+# Lints are part of the suite (STYLE.md rule 13).
+cargo clippy --all-targets -- -D warnings

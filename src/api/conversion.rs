@@ -44,10 +44,10 @@ pub fn fold_secret_string_data(secret: &mut Value) {
 
 /// Move `from` (a top-level or nested key path) to `to`, when present.
 fn carry(src: &Value, dst: &mut Map<String, Value>, from: &str, to: &str) {
-    if let Some(v) = src.pointer(from) {
-        if !v.is_null() {
-            dst.insert(to.to_string(), v.clone());
-        }
+    if let Some(v) = src.pointer(from)
+        && !v.is_null()
+    {
+        dst.insert(to.to_string(), v.clone());
     }
 }
 

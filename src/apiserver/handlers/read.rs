@@ -51,6 +51,10 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(u64, String), ApiError>
     Ok((rv, key.to_string()))
 }
 
+/// One page of matching objects: `(key, object)` pairs, the store revision read, and
+/// whether more objects match past the page.
+pub(super) type Page = (Vec<(String, Value)>, u64, bool);
+
 /// Objects matching the request's selectors in the request's namespace (all when
 /// none), one page at a time.
 pub(super) fn matching(
@@ -59,7 +63,7 @@ pub(super) fn matching(
     sel: &Selectors,
     start_after: Option<&str>,
     limit: usize,
-) -> Result<(Vec<(String, Value)>, u64, bool), ApiError> {
+) -> Result<Page, ApiError> {
     let prefix = r.rt.key_prefix(r.namespace.as_deref());
     let listing = s.store.list(&prefix, start_after, 0).map_err(internal)?;
     let mut out = Vec::new();
