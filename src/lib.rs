@@ -5,6 +5,8 @@
 //! kubeconfig and an in-process `kube::Client`. The object model (kinds, validation,
 //! patches, tables, OpenAPI) lives in [`api`].
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod apiserver;
 mod bootstrap;

@@ -53,37 +53,53 @@ fn carry(src: &Value, dst: &mut Map<String, Value>, from: &str, to: &str) {
 
 const CPU_METRIC_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/metrics";
 
+/// The spec fields both HPA versions share.
+fn hpa_spec_common(spec: &Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    for k in ["scaleTargetRef", "minReplicas", "maxReplicas"] {
+        carry(spec, &mut m, &format!("/{k}"), k);
+    }
+    m
+}
+
+/// The status fields both HPA versions share.
+fn hpa_status_common(status: &Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    for k in [
+        "observedGeneration",
+        "lastScaleTime",
+        "currentReplicas",
+        "desiredReplicas",
+    ] {
+        carry(status, &mut m, &format!("/{k}"), k);
+    }
+    m
+}
+
+/// A v2 metric list holding one CPU utilization, at `field` ("target" or "current").
+fn cpu_metric(field: &str, value: &Value) -> Value {
+    let mut inner = json!({"averageUtilization": value});
+    if field == "target" {
+        inner["type"] = json!("Utilization");
+    }
+    json!([{"type": "Resource", "resource": {"name": "cpu", field: inner}}])
+}
+
+fn non_null<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
 fn hpa_v1_to_v2(mut obj: Value) -> Value {
     let spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let mut v2 = Map::new();
-    carry(&spec, &mut v2, "/scaleTargetRef", "scaleTargetRef");
-    carry(&spec, &mut v2, "/minReplicas", "minReplicas");
-    carry(&spec, &mut v2, "/maxReplicas", "maxReplicas");
-    if let Some(cpu) = spec
-        .get("targetCPUUtilizationPercentage")
-        .filter(|v| !v.is_null())
-    {
-        v2.insert(
-            "metrics".into(),
-            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}]),
-        );
+    let mut v2 = hpa_spec_common(&spec);
+    if let Some(cpu) = non_null(&spec, "targetCPUUtilizationPercentage") {
+        v2.insert("metrics".into(), cpu_metric("target", cpu));
     }
     obj["spec"] = Value::Object(v2);
     if let Some(status) = obj.get("status").cloned() {
-        let mut s = Map::new();
-        for k in [
-            "observedGeneration",
-            "lastScaleTime",
-            "currentReplicas",
-            "desiredReplicas",
-        ] {
-            carry(&status, &mut s, &format!("/{k}"), k);
-        }
-        if let Some(cpu) = status
-            .get("currentCPUUtilizationPercentage")
-            .filter(|v| !v.is_null())
-        {
-            s.insert("currentMetrics".into(), json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}]));
+        let mut s = hpa_status_common(&status);
+        if let Some(cpu) = non_null(&status, "currentCPUUtilizationPercentage") {
+            s.insert("currentMetrics".into(), cpu_metric("current", cpu));
         }
         obj["status"] = Value::Object(s);
     }
@@ -108,32 +124,19 @@ fn cpu_utilization(metrics: Option<&Value>, field: &str) -> Option<Value> {
 
 fn hpa_v2_to_v1(mut obj: Value) -> Value {
     let spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let mut v1 = Map::new();
-    carry(&spec, &mut v1, "/scaleTargetRef", "scaleTargetRef");
-    carry(&spec, &mut v1, "/minReplicas", "minReplicas");
-    carry(&spec, &mut v1, "/maxReplicas", "maxReplicas");
+    let mut v1 = hpa_spec_common(&spec);
     if let Some(cpu) = cpu_utilization(spec.get("metrics"), "/target/averageUtilization") {
         v1.insert("targetCPUUtilizationPercentage".into(), cpu);
     }
     obj["spec"] = Value::Object(v1);
     if let Some(status) = obj.get("status").cloned() {
-        let mut s = Map::new();
-        for k in [
-            "observedGeneration",
-            "lastScaleTime",
-            "currentReplicas",
-            "desiredReplicas",
-        ] {
-            carry(&status, &mut s, &format!("/{k}"), k);
-        }
+        let mut s = hpa_status_common(&status);
         if let Some(cpu) =
             cpu_utilization(status.get("currentMetrics"), "/current/averageUtilization")
         {
             s.insert("currentCPUUtilizationPercentage".into(), cpu);
         }
-        if !s.contains_key("desiredReplicas") {
-            s.insert("desiredReplicas".into(), json!(0));
-        }
+        s.entry("desiredReplicas").or_insert(json!(0));
         obj["status"] = Value::Object(s);
     }
     obj

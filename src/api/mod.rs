@@ -8,6 +8,7 @@ pub mod error;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 pub mod registry;
 pub mod schema;
 pub mod selector;

@@ -61,6 +61,22 @@ fn entry(rt_version: &str, manager: &str, operation: &str, fields: &FieldSet) ->
     })
 }
 
+/// The managedFields list after a write: the other managers' entries with their
+/// (possibly shrunk) field sets, empty ones dropped, then the writer's own entry.
+fn reencode(others: Vec<Entry>, own: Value) -> Vec<Value> {
+    let mut list: Vec<Value> = others
+        .into_iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut raw = e.raw;
+            raw["fieldsV1"] = encode(&e.fields);
+            raw
+        })
+        .collect();
+    list.push(own);
+    list
+}
+
 fn set_entries(obj: &mut Value, list: Vec<Value>) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("managedFields".into(), Value::Array(list));
@@ -145,16 +161,7 @@ pub fn apply(
         }
     }
     let mut merged = strategic::apply(&base, config, root).map_err(|e| super::patch_error(&e))?;
-    let mut list: Vec<Value> = others
-        .into_iter()
-        .filter(|e| !e.fields.is_empty())
-        .map(|e| {
-            let mut raw = e.raw;
-            raw["fieldsV1"] = encode(&e.fields);
-            raw
-        })
-        .collect();
-    list.push(entry(&rt.api_version(), manager, "Apply", &applied));
+    let list = reencode(others, entry(&rt.api_version(), manager, "Apply", &applied));
     set_entries(&mut merged, list);
     Ok(merged)
 }
@@ -199,16 +206,7 @@ pub fn track_update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, man
         }
     }
     mine.extend(changed);
-    let mut out: Vec<Value> = list
-        .into_iter()
-        .filter(|e| !e.fields.is_empty())
-        .map(|e| {
-            let mut raw = e.raw;
-            raw["fieldsV1"] = encode(&e.fields);
-            raw
-        })
-        .collect();
-    out.push(entry(&rt.api_version(), manager, "Update", &mine));
+    let out = reencode(list, entry(&rt.api_version(), manager, "Update", &mine));
     set_entries(new, out);
 }
 

@@ -25,28 +25,52 @@ use self::wire::Fields;
 /// (HTTP 400 at the caller).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The body does not start with the `k8s\0` magic.
     #[error("body does not start with the kubernetes protobuf magic")]
     NotEnvelope,
+    /// The input ends inside a varint, a fixed-width or length-delimited value, or a group.
     #[error("protobuf message is truncated")]
     Truncated,
+    /// A varint runs past ten bytes or overflows 64 bits.
     #[error("protobuf varint is longer than 64 bits")]
     Varint,
+    /// A field key has field number 0 or one above the protobuf maximum (2^29 - 1).
     #[error("invalid protobuf field number {0}")]
     FieldNumber(u64),
+    /// A field key has wire type 6 or 7, or an end-group that closes no open group.
     #[error("unsupported protobuf wire type {0}")]
     WireType(u8),
+    /// A field's wire type is not the one its schema type is read with.
     #[error("protobuf field {field} has wire type {got}, expected {expected}")]
-    WrongWireType { field: u32, got: u8, expected: u8 },
+    WrongWireType {
+        /// The field number.
+        field: u32,
+        /// The wire type found in the body.
+        got: u8,
+        /// The wire type the field's type needs.
+        expected: u8,
+    },
+    /// Messages, groups or embedded envelopes nest deeper than the decoder's limit.
     #[error("protobuf messages nest too deeply")]
     TooDeep,
+    /// The envelope's typeMeta names a kind the schema table has no message for.
     #[error("no protobuf schema for kind {kind:?} of apiVersion {api_version:?}")]
-    UnknownKind { api_version: String, kind: String },
+    UnknownKind {
+        /// The envelope's apiVersion.
+        api_version: String,
+        /// The envelope's kind.
+        kind: String,
+    },
+    /// A message named in the schema table (the field) has no entry of its own there.
     #[error("message {0} is missing from the protobuf schema table")]
     Schema(&'static str),
+    /// A `metav1.Time` or `metav1.MicroTime` lies outside the years 0000-9999.
     #[error("time is outside the years 0000-9999")]
     Time,
+    /// An `intstr.IntOrString` has a type other than 0 (int) or 1 (string); the field holds it.
     #[error("invalid IntOrString type {0}")]
     IntOrString(u64),
+    /// A bytes field holding raw JSON (e.g. a `RawExtension`) is not valid JSON.
     #[error("embedded raw JSON is invalid: {0}")]
     EmbeddedJson(#[source] serde_json::Error),
 }

@@ -23,11 +23,13 @@ use serde_json::Value;
 /// One column of a meta.k8s.io/v1 Table.
 #[derive(Debug, Clone)]
 pub struct Column {
+    /// The column's header text (e.g. "Name", "Age").
     pub name: &'static str,
     /// "string" | "integer" | "number" | "boolean" | "date"
     pub type_: &'static str,
     /// "name" for the NAME column, else "".
     pub format: &'static str,
+    /// The column's help text: what the cells hold.
     pub description: &'static str,
     /// 0 normal, 1 = only with -o wide.
     pub priority: i32,

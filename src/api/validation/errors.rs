@@ -6,17 +6,29 @@ use std::fmt;
 /// The kind of a field error; mirrors `field.ErrorType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A value that was looked up (e.g. a reference) was not found.
     NotFound,
+    /// A required value was not provided.
     Required,
+    /// A value that must be unique appears more than once.
     Duplicate,
+    /// A value is malformed or otherwise invalid.
     Invalid,
+    /// A value is not one of a fixed set of supported values.
     NotSupported,
+    /// A well-formed value is not permitted in this context.
     Forbidden,
+    /// A value is longer than allowed.
     TooLong,
+    /// A value is shorter than allowed.
     TooShort,
+    /// A list has more items than allowed.
     TooMany,
+    /// A list has fewer items than required.
     TooFew,
+    /// An error not caused by the request's input.
     Internal,
+    /// A value has the wrong type.
     TypeInvalid,
 }
 
@@ -64,13 +76,18 @@ impl ErrorKind {
 /// built with, so callers sort map keys (Go sorts maps) and keep struct order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
+    /// The kind of error, which gives the reason and the message's label.
     pub kind: ErrorKind,
+    /// The field path, as printed (e.g. `spec.containers[0].name`).
     pub field: String,
+    /// The bad value as Go would marshal it; `None` is Go's `omitValue`.
     pub value: Option<Value>,
+    /// Extra explanation appended to the message; empty for none.
     pub detail: String,
 }
 
 impl FieldError {
+    /// A field error from its four parts.
     pub fn new(
         kind: ErrorKind,
         field: impl Into<String>,
@@ -84,9 +101,11 @@ impl FieldError {
             detail: detail.into(),
         }
     }
+    /// `field.Required`: the field has no value but needs one.
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Required, field, Some(Value::from("")), detail)
     }
+    /// `field.Invalid`: the field's value is invalid, for the reason in `detail`.
     pub fn invalid(
         field: impl Into<String>,
         value: impl Into<Value>,
@@ -94,12 +113,15 @@ impl FieldError {
     ) -> Self {
         Self::new(ErrorKind::Invalid, field, Some(value.into()), detail)
     }
+    /// `field.Duplicate`: the value repeats one that must be unique.
     pub fn duplicate(field: impl Into<String>, value: impl Into<Value>) -> Self {
         Self::new(ErrorKind::Duplicate, field, Some(value.into()), "")
     }
+    /// `field.NotFound`: the value refers to something that was not found.
     pub fn not_found(field: impl Into<String>, value: impl Into<Value>) -> Self {
         Self::new(ErrorKind::NotFound, field, Some(value.into()), "")
     }
+    /// `field.Forbidden`: the value is not permitted here, for the reason in `detail`.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, field, Some(Value::from("")), detail)
     }
@@ -128,6 +150,7 @@ impl FieldError {
             detail,
         )
     }
+    /// `field.TooMany`: the list has `actual` items, more than `max`.
     pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
         let unit = if max == 1 { "item" } else { "items" };
         Self::new(
@@ -137,6 +160,7 @@ impl FieldError {
             format!("must have at most {max} {unit}"),
         )
     }
+    /// `field.InternalError`: a failure not caused by the request's input; no value is shown.
     pub fn internal(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, field, None, detail)
     }
@@ -348,9 +372,11 @@ pub fn invalid_status(group: &str, kind: &str, name: &str, errors: &[FieldError]
 pub struct Path(String);
 
 impl Path {
+    /// A path that starts at the field `name` (`field.NewPath`).
     pub fn new(name: &str) -> Path {
         Path(name.to_string())
     }
+    /// The path of the field `name` under this one (`Child`); just `name` if this one is empty.
     pub fn child(&self, name: &str) -> Path {
         if self.0.is_empty() {
             Path(name.to_string())
@@ -358,12 +384,15 @@ impl Path {
             Path(format!("{}.{}", self.0, name))
         }
     }
+    /// The path of list element `i` of this field (`Index`).
     pub fn index(&self, i: usize) -> Path {
         Path(format!("{}[{}]", self.0, i))
     }
+    /// The path of the map entry under key `k` of this field (`Key`).
     pub fn key(&self, k: &str) -> Path {
         Path(format!("{}[{}]", self.0, k))
     }
+    /// The path as printed.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -15,7 +15,6 @@ mod meta;
 mod names;
 mod other;
 mod pod;
-mod quantity;
 mod resources;
 mod service;
 mod storage;

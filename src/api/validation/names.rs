@@ -327,9 +327,13 @@ pub fn ip_address(v: &str) -> Vec<String> {
 /// Which rule a kind's `metadata.name` must follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameRule {
+    /// A DNS-1123 subdomain (`IsDNS1123Subdomain`).
     Subdomain,
+    /// A DNS-1123 label (`IsDNS1123Label`).
     Label,
+    /// A DNS-1035 label (`IsDNS1035Label`).
     Dns1035,
+    /// A path segment name (`IsValidPathSegmentName`): not `.` or `..`, no `/` or `%`.
     PathSegment,
 }
 

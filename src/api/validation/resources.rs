@@ -4,7 +4,7 @@ use super::errors::{FieldError, Path};
 use super::meta::IS_NEGATIVE;
 use super::names;
 use super::obj;
-use super::quantity::{self, Quantity};
+use crate::api::quantity::{self, Quantity};
 use serde_json::Value;
 
 fn is_standard_container_resource(name: &str) -> bool {

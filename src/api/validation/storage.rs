@@ -4,8 +4,8 @@ use super::core::spec_diff;
 use super::errors::{FieldError, Path, sorted_map};
 use super::meta::{self, FIELD_IMMUTABLE, immutable};
 use super::names;
-use super::quantity;
 use super::{arr, at, obj, s};
+use crate::api::quantity;
 use serde_json::{Map, Value};
 
 const ACCESS_MODES: [&str; 4] = [

@@ -1,8 +1,8 @@
 //! Unit tests for validation, named as sentences, comparing against Kubernetes 1.36's exact texts.
 
-use super::quantity::Quantity;
 use super::*;
 use crate::api::defaults::apply_defaults;
+use crate::api::quantity::Quantity;
 use serde_json::{Value, json};
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";

@@ -34,7 +34,12 @@ pub const CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.
 pub enum Error {
     /// A value does not have the JSON type its Swagger 2.0 field needs; `at` is its JSON pointer.
     #[error("swagger document at {at:?}: expected {expected}")]
-    Unexpected { at: String, expected: &'static str },
+    Unexpected {
+        /// The JSON pointer of the value within the document.
+        at: String,
+        /// A description of what was needed there (e.g. "a string", "an object").
+        expected: &'static str,
+    },
 }
 
 impl Error {

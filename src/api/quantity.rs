@@ -18,11 +18,33 @@ pub struct Quantity {
     format: Format,
 }
 
+/// Quantities compare by amount, whatever notation they were written in.
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.nanos == other.nanos
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.nanos.cmp(&other.nanos)
+    }
+}
+
 /// The decoder's complaint for a string that is not a quantity.
 pub const QUANTITY_FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 impl Quantity {
+    /// Parses a quantity (surrounding whitespace ignored); None if it is not one or does not fit.
     pub fn parse(s: &str) -> Option<Quantity> {
         let s = s.trim();
         let (neg, rest) = match s.as_bytes().first() {
@@ -88,18 +110,17 @@ impl Quantity {
         })
     }
 
+    /// Whether the value is below zero.
     pub fn is_negative(&self) -> bool {
         self.nanos < 0
     }
+    /// Whether the value is exactly zero.
     pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }
     /// Whether the value is a whole number (integer resources such as pods).
     pub fn is_integer(&self) -> bool {
         self.nanos % 1_000_000_000 == 0
-    }
-    pub fn cmp(&self, other: &Quantity) -> Ordering {
-        self.nanos.cmp(&other.nanos)
     }
 
     /// Go's canonical `Quantity.String()`.
