@@ -21,6 +21,7 @@ pub(super) fn spawn(
     db: Arc<redb::Database>,
     hub: Arc<Mutex<Hub>>,
     max_batch: usize,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<mpsc::UnboundedSender<Request>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
     std::thread::Builder::new()
@@ -36,6 +37,10 @@ pub(super) fn spawn(
                 }
                 commit_batch(&db, &hub, batch);
             }
+            // Every `Store` handle is gone, so this is the last reference: close the
+            // database (flush, release the file lock) here, then say so.
+            drop(db);
+            closed.store(true, std::sync::atomic::Ordering::Release);
             tracing::debug!("store committer stopped: all handles dropped");
         })
         .map_err(storage)?;

@@ -130,9 +130,13 @@ impl Default for Options {
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    // Field order matters: `db` drops before `writes`, so when the last handle's
+    // sender closes the channel, the committer holds the only database reference.
     db: Arc<redb::Database>,
     writes: mpsc::UnboundedSender<commit::Request>,
     hub: Arc<Mutex<watch::Hub>>,
+    /// Set by the committer once it closed the database.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -181,8 +185,14 @@ impl Store {
         }
         let revision = Self::read_revision(&db)?;
         let hub = Arc::new(Mutex::new(watch::Hub::new(revision, options.history)));
-        let writes = commit::spawn(db.clone(), hub.clone(), options.max_batch)?;
-        Ok(Store { db, writes, hub })
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writes = commit::spawn(db.clone(), hub.clone(), options.max_batch, closed.clone())?;
+        Ok(Store {
+            db,
+            writes,
+            hub,
+            closed,
+        })
     }
 
     fn read_revision(db: &redb::Database) -> Result<u64> {
@@ -198,7 +208,7 @@ impl Store {
     /// A handle that tells when every `Store` clone is gone and the database (with its
     /// file lock) is closed.
     pub fn release_watch(&self) -> Released {
-        Released(Arc::downgrade(&self.db))
+        Released(self.closed.clone())
     }
 
     /// The current global resourceVersion.
@@ -294,12 +304,12 @@ impl Store {
 
 /// See [`Store::release_watch`].
 #[derive(Debug, Clone)]
-pub struct Released(std::sync::Weak<redb::Database>);
+pub struct Released(Arc<std::sync::atomic::AtomicBool>);
 
 impl Released {
     /// Whether the database has been closed.
     pub fn is_released(&self) -> bool {
-        self.0.strong_count() == 0
+        self.0.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 

@@ -70,24 +70,21 @@ async fn concurrent_writes_all_commit_with_distinct_revisions() {
 #[tokio::test]
 async fn objects_and_revisions_survive_reopening_the_data_dir() {
     let dir = tempfile::tempdir().expect("tmp");
-    {
+    let released = {
         let s = Store::open(dir.path(), Options::default()).expect("open");
         s.write(create("/r/a", "a")).await.expect("a");
         s.write(create("/r/b", "b")).await.expect("b");
-    }
-    // The committer thread exits once the last handle is gone; give the OS a moment to
-    // release the file lock by retrying briefly.
-    let mut reopened = None;
-    for _ in 0..100 {
-        match Store::open(dir.path(), Options::default()) {
-            Ok(s) => {
-                reopened = Some(s);
-                break;
-            }
-            Err(Error::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            Err(e) => panic!("reopen: {e}"),
+        s.release_watch()
+    };
+    // The committer closes the database once the last handle is gone.
+    for _ in 0..1000 {
+        if released.is_released() {
+            break;
         }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    assert!(released.is_released());
+    let reopened = Store::open(dir.path(), Options::default());
     let s = reopened.expect("reopened");
     assert_eq!(s.revision().expect("rev"), 2);
     let (rv, obj) = s.get("/r/b").expect("get").expect("b");

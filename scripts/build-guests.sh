@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Rebuild the built-in guests (guests/*) into WASI 0.2 components and commit-ready
+# files: guests/NAME/NAME.wasm plus guests/NAME/SOURCE_HASH, the hash the test
+# `guest_wasm_files_match_their_sources` checks. Needs the guest toolchain:
+#   ../shared/tools/guest-toolchain.sh   (once, ~5 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${MINKE_SHARED:-../shared}
+"$shared/tools/build-guest.sh" guests
+for dir in guests/*/; do
+  name=$(basename "$dir")
+  [ -f "$dir/Cargo.toml" ] || continue
+  cp "guests/target/wasm32-wasip2/release/$name.wasm" "$dir/$name.wasm"
+  python3 scripts/guest_hash.py "$name" > "$dir/SOURCE_HASH"
+  echo "built $dir$name.wasm ($(wc -c < "$dir/$name.wasm") bytes, $(cat "$dir/SOURCE_HASH"))"
+done
