@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the built-in guests (guests/*) into WASI 0.2 components and commit-ready
+# Rebuild the built-in guests (guests/*) into WASI 0.2 components (or wasip1 core
+# modules where guests/NAME/CORE says why) and commit-ready
 # files: guests/NAME/NAME.wasm plus guests/NAME/SOURCE_HASH, the hash the test
 # `guest_wasm_files_match_their_sources` checks. Needs the guest toolchain:
 #   ../shared/tools/guest-toolchain.sh   (once, ~5 minutes)
@@ -10,7 +11,12 @@ shared=${MINKE_SHARED:-../shared}
 for dir in guests/*/; do
   name=$(basename "$dir")
   [ -f "$dir/Cargo.toml" ] || continue
-  cp "guests/target/wasm32-wasip2/release/$name.wasm" "$dir/$name.wasm"
+  if [ -f "$dir/CORE" ]; then
+    # See guests/NAME/CORE: this guest ships as the wasip1 core module.
+    cp "guests/target/wasm32-wasip1/release/$name.wasm" "$dir/$name.wasm"
+  else
+    cp "guests/target/wasm32-wasip2/release/$name.wasm" "$dir/$name.wasm"
+  fi
   python3 scripts/guest_hash.py "$name" > "$dir/SOURCE_HASH"
   echo "built $dir$name.wasm ($(wc -c < "$dir/$name.wasm") bytes, $(cat "$dir/SOURCE_HASH"))"
 done

@@ -13,6 +13,7 @@ mod bootstrap;
 pub mod cluster;
 pub mod controllers;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod pki;
 pub mod store;
 

@@ -1,0 +1,7 @@
+//! The kubelet: runs the containers of the pods bound to its node as wasmtime
+//! instances. So far: the built-in images ([`images`]) and the engine that runs a
+//! `wasi:cli/command` component or a wasip1 core module with its args, env, stdio and
+//! memory limit ([`runtime`]). The pod workers, logs and exec come next (issue 4).
+
+pub mod images;
+pub mod runtime;

@@ -1,0 +1,416 @@
+//! The wasm engine: one wasmtime `Engine` (async, epoch interruption so long-running
+//! guests yield), compiled components cached by content digest, and running a
+//! `wasi:cli/command` component with its argv, env, stdio and memory limit.
+//!
+//! Guests get only what the spec grants: no preopened dirs, no inherited env, args or
+//! stdio, no network (sockets come with the virtual pod network).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Module, Store};
+use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Runtime failures (compiling or instantiating; a guest's own failure is an [`Exit`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The engine could not be configured.
+    #[error("configuring the wasm engine: {0}")]
+    Engine(String),
+    /// The bytes are not a valid component.
+    #[error("compiling the component: {0}")]
+    Compile(String),
+    /// Linking or instantiating failed (e.g. an import the runtime does not provide).
+    #[error("instantiating the component: {0}")]
+    Instantiate(String),
+}
+
+/// Shorthand for runtime results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `main` returned or called `exit(code)`.
+    Code(i32),
+    /// The guest needed more memory than its limit allowed.
+    OomKilled,
+    /// The guest trapped (the message names the trap).
+    Trap(String),
+}
+
+impl Exit {
+    /// The exit code Kubernetes reports: the code, 137 for OOMKilled, 1 for a trap.
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::Code(c) => *c,
+            Exit::OomKilled => 137,
+            Exit::Trap(_) => 1,
+        }
+    }
+}
+
+/// What one container run gets.
+#[derive(Debug)]
+pub struct Spec {
+    /// argv, program name first.
+    pub argv: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where stdout goes.
+    pub stdout: std::fs::File,
+    /// Where stderr goes.
+    pub stderr: std::fs::File,
+    /// Most linear memory the guest may use, in bytes.
+    pub memory_limit: Option<usize>,
+}
+
+/// Denies memory growth past the limit and remembers that it did.
+struct MemoryLimit {
+    max: Option<usize>,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.max.is_some_and(|m| desired > m) {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Per-instance state of a wasip1 core module.
+struct CoreGuest {
+    wasi: WasiP1Ctx,
+    limit: MemoryLimit,
+}
+
+/// A compiled image: a component, or a wasip1 core module (which keeps exact exit
+/// codes: the preview-1 adapter of components can only say success or failure).
+#[derive(Clone)]
+pub enum Compiled {
+    /// A WASI 0.2 component.
+    Component(Component),
+    /// A wasip1 core module.
+    Module(Module),
+}
+
+/// Whether bytes are a core module (`\0asm` version 1) rather than a component.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(&[1, 0, 0, 0])
+}
+
+/// Per-instance state.
+struct Guest {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limit: MemoryLimit,
+}
+
+impl WasiView for Guest {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// How often the epoch advances; a running guest yields to other tasks each tick.
+const TICK: Duration = Duration::from_millis(10);
+
+/// The engine, its linker and the compiled-component cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Guest>,
+    core_linker: wasmtime::Linker<CoreGuest>,
+    cache: Mutex<HashMap<String, Compiled>>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The sha256 of component bytes, as images are addressed.
+pub fn digest(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+impl Runtime {
+    /// A runtime with its own engine and epoch ticker thread.
+    pub fn new() -> Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true).wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        let mut core_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |g: &mut CoreGuest| &mut g.wasi)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticking, stop) = (engine.weak(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("minke-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match ticking.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            core_linker,
+            cache: Mutex::new(HashMap::new()),
+            stop_ticker,
+        })
+    }
+
+    /// Compile `bytes` (or reuse what was compiled from the same digest).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled> {
+        let key = digest(bytes);
+        if let Some(c) = self.cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let compiled = if is_core_module(bytes) {
+            Module::new(&self.engine, bytes).map(Compiled::Module)
+        } else {
+            Component::new(&self.engine, bytes).map(Compiled::Component)
+        };
+        let c = compiled.map_err(|e| Error::Compile(format!("{e:#}")))?;
+        if let Ok(mut m) = self.cache.lock() {
+            m.insert(key, c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Run a compiled image to completion: a component's `wasi:cli/run`, or a core
+    /// module's `_start`.
+    pub async fn run(&self, compiled: &Compiled, spec: Spec) -> Result<Exit> {
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .args(&spec.argv)
+            .envs(&spec.env)
+            .stdout(OutputFile::new(spec.stdout))
+            .stderr(OutputFile::new(spec.stderr));
+        let limit = MemoryLimit {
+            max: spec.memory_limit,
+            hit: false,
+        };
+        match compiled {
+            Compiled::Component(component) => {
+                let guest = Guest {
+                    wasi: builder.build(),
+                    table: ResourceTable::new(),
+                    limit,
+                };
+                let mut store = Store::new(&self.engine, guest);
+                store.limiter(|g| &mut g.limit);
+                store.epoch_deadline_async_yield_and_update(1);
+                let command = Command::instantiate_async(&mut store, component, &self.linker)
+                    .await
+                    .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+                let outcome = command.wasi_cli_run().call_run(&mut store).await;
+                let oom = store.data().limit.hit;
+                Ok(match outcome {
+                    Ok(Ok(())) => Exit::Code(0),
+                    Ok(Err(())) => Exit::Code(1),
+                    Err(e) => failure(&e, oom),
+                })
+            }
+            Compiled::Module(module) => {
+                let mut store = Store::new(
+                    &self.engine,
+                    CoreGuest {
+                        wasi: builder.build_p1(),
+                        limit,
+                    },
+                );
+                store.limiter(|g| &mut g.limit);
+                store.epoch_deadline_async_yield_and_update(1);
+                let instance = self
+                    .core_linker
+                    .instantiate_async(&mut store, module)
+                    .await
+                    .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+                let start = instance
+                    .get_typed_func::<(), ()>(&mut store, "_start")
+                    .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+                let outcome = start.call_async(&mut store, ()).await;
+                let oom = store.data().limit.hit;
+                Ok(match outcome {
+                    Ok(()) => Exit::Code(0),
+                    Err(e) => failure(&e, oom),
+                })
+            }
+        }
+    }
+}
+
+/// What an error out of a guest run means: an explicit exit, running out of memory
+/// (an allocation the limit refused, whatever trap followed), or a trap.
+fn failure(e: &wasmtime::Error, oom: bool) -> Exit {
+    match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        Some(exit) if !(oom && exit.0 != 0) => Exit::Code(exit.0),
+        _ if oom => Exit::OomKilled,
+        _ => Exit::Trap(format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubelet::images::builtin;
+
+    struct Outputs {
+        _dir: tempfile::TempDir,
+        out: std::path::PathBuf,
+        err: std::path::PathBuf,
+    }
+
+    fn spec(argv: &[&str], env: &[(&str, &str)], memory_limit: Option<usize>) -> (Spec, Outputs) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+        let spec = Spec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stdout: std::fs::File::create(&out).expect("stdout"),
+            stderr: std::fs::File::create(&err).expect("stderr"),
+            memory_limit,
+        };
+        (
+            spec,
+            Outputs {
+                _dir: dir,
+                out,
+                err,
+            },
+        )
+    }
+
+    async fn run(
+        image: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        limit: Option<usize>,
+    ) -> (Exit, String, String) {
+        let rt = Runtime::new().expect("runtime");
+        let compiled = rt
+            .compile(builtin(image).expect("image"))
+            .expect("compiles");
+        let (spec, files) = spec(argv, env, limit);
+        let exit = rt.run(&compiled, spec).await.expect("runs");
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        (exit, read(&files.out), read(&files.err))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hello_prints_its_args_and_only_the_env_it_was_given() {
+        let (exit, out, _) = run(
+            "minke/hello",
+            &["hello", "a", "b"],
+            &[("GREETING", "hi")],
+            None,
+        )
+        .await;
+        assert_eq!(exit, Exit::Code(0));
+        assert!(out.contains("args: a b"), "{out}");
+        assert!(out.contains("GREETING=hi"), "{out}");
+        assert!(!out.contains("PATH="), "no host env leaks in: {out}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exit_code_is_reported_as_is() {
+        let (exit, out, err) = run("minke/crasher", &["crasher", "3", "0"], &[], None).await;
+        assert_eq!(exit, Exit::Code(3));
+        assert!(
+            out.contains("exiting with 3") && err.contains("exit 3"),
+            "{out} / {err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_guest_over_its_memory_limit_is_oom_killed() {
+        let (exit, out, _) = run("minke/hog", &["hog", "4"], &[], Some(32 << 20)).await;
+        assert_eq!(
+            exit,
+            Exit::OomKilled,
+            "stdout lines: {}",
+            out.lines().count()
+        );
+        assert_eq!(exit.code(), 137);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn toolbox_applets_run_by_first_argument_and_cannot_see_host_files() {
+        let (exit, out, _) = run(
+            "minke/toolbox",
+            &["toolbox", "echo", "hi", "there"],
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!((exit, out.as_str()), (Exit::Code(0), "hi there\n"));
+        let (exit, _, err) = run("minke/toolbox", &["cat", "/etc/passwd"], &[], None).await;
+        assert_eq!(
+            exit,
+            Exit::Code(1),
+            "no preopened dirs: the host filesystem is invisible"
+        );
+        assert!(err.contains("cat: /etc/passwd"), "{err}");
+    }
+
+    #[test]
+    fn the_same_bytes_compile_once() {
+        let rt = Runtime::new().expect("runtime");
+        let bytes = builtin("minke/hello").expect("image");
+        rt.compile(bytes).expect("first");
+        rt.compile(bytes).expect("cached");
+        assert_eq!(rt.cache.lock().map(|m| m.len()).unwrap_or(0), 1);
+        assert!(digest(bytes).starts_with("sha256:"));
+    }
+}
