@@ -18,7 +18,8 @@ where
     }
 }
 
-fn node_name() -> String {
+/// This machine's node name: the hostname when it is a valid name, else `minke`.
+pub(crate) fn node_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_lowercase())

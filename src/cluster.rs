@@ -162,9 +162,15 @@ impl ClusterBuilder {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let registry = Arc::new(Registry::builtin());
+        let logs = match &self.storage {
+            Storage::Dir(d) => Logs::Kept(d.join("pods")),
+            Storage::Memory => Logs::temporary()
+                .map_err(|e| Error::Bootstrap(format!("creating the log dir: {e}")))?,
+        };
         let settings = Settings {
             advertise: addr.to_string(),
             bookmark_interval: self.bookmark_interval,
+            logs_dir: Some(logs.path().to_path_buf()),
             ..Settings::default()
         };
         let api = ApiServer::new(
@@ -198,6 +204,21 @@ impl ClusterBuilder {
                 registry,
             }),
         );
+        let runtime = Arc::new(
+            crate::kubelet::runtime::Runtime::new().map_err(|e| Error::Bootstrap(e.to_string()))?,
+        );
+        let kubelet = crate::kubelet::Kubelet::new(
+            client.clone(),
+            bootstrap::node_name(),
+            runtime,
+            logs.path().to_path_buf(),
+        );
+        controllers::spawn(
+            "kubelet",
+            &tasks,
+            shutdown.clone(),
+            crate::kubelet::run(kubelet),
+        );
 
         let server = format!("https://{}", crate::cluster::url_host(addr));
         if let Some(path) = &self.kubeconfig {
@@ -207,6 +228,7 @@ impl ClusterBuilder {
         tracing::info!(%addr, ?ready_in, "API ready");
         Ok(Cluster {
             released: api.store().release_watch(),
+            _logs: logs,
             _cancel_on_drop: shutdown.clone().drop_guard(),
             api,
             addr,
@@ -218,6 +240,40 @@ impl ClusterBuilder {
             context: self.context,
             ready_in,
         })
+    }
+}
+
+/// Where container logs live: under the data dir, or in a private temporary dir
+/// removed with an in-memory cluster.
+#[derive(Debug)]
+enum Logs {
+    Kept(PathBuf),
+    Temporary(PathBuf),
+}
+
+impl Logs {
+    fn temporary() -> std::io::Result<Logs> {
+        let dir = std::env::temp_dir().join(format!(
+            "minke-logs-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Logs::Temporary(dir))
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Logs::Kept(p) | Logs::Temporary(p) => p,
+        }
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if let Logs::Temporary(p) = self {
+            let _ = std::fs::remove_dir_all(p);
+        }
     }
 }
 
@@ -238,6 +294,7 @@ pub struct Cluster {
     context: String,
     ready_in: Duration,
     released: store::Released,
+    _logs: Logs,
     /// Cancels everything when the cluster is dropped without `shutdown`.
     _cancel_on_drop: tokio_util::sync::DropGuard,
 }

@@ -123,6 +123,11 @@ impl Quantity {
         self.nanos % 1_000_000_000 == 0
     }
 
+    /// The amount in whole units, rounded up (bytes for memory, cores for cpu).
+    pub fn ceil_units(&self) -> i128 {
+        (self.nanos + 999_999_999).div_euclid(1_000_000_000)
+    }
+
     /// Go's canonical `Quantity.String()`.
     pub fn canonical(&self) -> String {
         if self.nanos == 0 {

@@ -108,6 +108,11 @@ fn subresource_entry(t: &ResourceType, sub: &str) -> Value {
             e["kind"] = json!("Scale");
         }
         "finalize" => e["verbs"] = json!(["update"]),
+        "binding" => {
+            e["kind"] = json!("Binding");
+            e["verbs"] = json!(["create"]);
+        }
+        "log" => e["verbs"] = json!(["get"]),
         _ => {}
     }
     e

@@ -30,6 +30,7 @@ use crate::api::registry::Registry;
 use crate::store::Store;
 
 pub use discovery::KUBE_MINOR;
+pub use handlers::pod::log_path;
 pub use inprocess::InProcess;
 pub use response::Body;
 pub use serve::{Listener, Tls, serve};
@@ -43,6 +44,8 @@ pub struct Settings {
     pub bookmark_interval: Duration,
     /// Service ClusterIP range as (base, prefix length) (default 10.96.0.0/12).
     pub service_cidr: (std::net::Ipv4Addr, u8),
+    /// Where the kubelet writes container logs (served by `pods/log`).
+    pub logs_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             advertise: "127.0.0.1:6443".into(),
             bookmark_interval: Duration::from_secs(60),
             service_cidr: (std::net::Ipv4Addr::new(10, 96, 0, 0), 12),
+            logs_dir: None,
         }
     }
 }

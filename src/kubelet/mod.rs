@@ -4,4 +4,8 @@
 //! memory limit ([`runtime`]). The pod workers, logs and exec come next (issue 4).
 
 pub mod images;
+pub mod pods;
 pub mod runtime;
+mod worker;
+
+pub use pods::{Kubelet, run};

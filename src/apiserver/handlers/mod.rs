@@ -3,6 +3,7 @@
 
 mod delete;
 mod patch;
+pub mod pod;
 mod read;
 mod scale;
 mod watch;
@@ -175,6 +176,8 @@ pub(crate) async fn resource(
         (&Method::GET, false, None) => read::list(s, req).await,
         (&Method::GET, true, None | Some("status")) => read::get(s, req).await,
         (&Method::GET, true, Some("scale")) => scale::get(s, req).await,
+        (&Method::GET, true, Some("log")) => pod::log(s, req).await,
+        (&Method::POST, true, Some("binding")) => pod::bind(s, req).await,
         (&Method::POST, false, None) if req.rt.namespaced && req.namespace.is_none() => {
             Err(ApiError::method_not_allowed())
         }

@@ -7,19 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use serde_json::{Value, json};
 
-use super::super::registry::ResourceType;
+use super::super::registry::{ALL_VERBS, ResourceType};
 use super::super::{no_field_extensions, v3_document};
 
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
 pub(super) const DEPLOYMENT_PATH: &str = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}";
 
 fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {

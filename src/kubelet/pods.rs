@@ -1,0 +1,152 @@
+//! The pod loop: binds unscheduled pods to this node (until the scheduler lands),
+//! starts a worker for each pod bound here, and stops workers of deleted pods.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tokio::task::AbortHandle;
+
+use super::runtime::Runtime;
+use super::worker;
+
+/// What the kubelet's tasks share.
+pub struct Kubelet {
+    /// API client (in-process).
+    pub client: kube::Client,
+    /// The Node this kubelet runs.
+    pub node: String,
+    /// The wasm engine.
+    pub runtime: Arc<Runtime>,
+    /// Where container logs go (`pods/log` reads them from here).
+    pub logs_dir: PathBuf,
+    workers: Mutex<HashMap<String, AbortHandle>>,
+    binding: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Kubelet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kubelet")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        if let Ok(w) = self.workers.lock() {
+            w.values().for_each(AbortHandle::abort);
+        }
+    }
+}
+
+impl Kubelet {
+    /// A kubelet for `node`.
+    pub fn new(
+        client: kube::Client,
+        node: String,
+        runtime: Arc<Runtime>,
+        logs_dir: PathBuf,
+    ) -> Arc<Kubelet> {
+        Arc::new(Kubelet {
+            client,
+            node,
+            runtime,
+            logs_dir,
+            workers: Mutex::new(HashMap::new()),
+            binding: Mutex::new(HashSet::new()),
+        })
+    }
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+/// Assign an unscheduled pod to this node through the `binding` subresource.
+async fn bind(k: &Kubelet, pod: &Pod) {
+    let (Some(ns), Some(name)) = (
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    ) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(k.client.clone(), ns);
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": name, "namespace": ns},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": k.node},
+    });
+    if let Err(e) = api
+        .create_subresource::<Value, Value>("binding", name, &PostParams::default(), &binding)
+        .await
+    {
+        tracing::debug!(pod = %name, error = %e, "binding failed");
+    }
+}
+
+fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
+    let id = uid(&pod);
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
+    let deleting = pod.metadata.deletion_timestamp.is_some();
+    if node.is_empty() {
+        let first = k.binding.lock().map(|mut b| b.insert(id)).unwrap_or(false);
+        if first && !deleting {
+            let k = k.clone();
+            tokio::spawn(async move { bind(&k, &pod).await });
+        }
+        return;
+    }
+    if node != k.node || deleting {
+        return;
+    }
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    let mut workers = match k.workers.lock() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    if workers.contains_key(&id) || phase == "Succeeded" || phase == "Failed" {
+        return;
+    }
+    let task = tokio::spawn(worker::run(k.clone(), pod));
+    workers.insert(id, task.abort_handle());
+}
+
+fn on_delete(k: &Kubelet, pod: &Pod) {
+    let id = uid(pod);
+    if let Ok(mut w) = k.workers.lock()
+        && let Some(h) = w.remove(&id)
+    {
+        h.abort();
+    }
+    if let Ok(mut b) = k.binding.lock() {
+        b.remove(&id);
+    }
+}
+
+/// Follow every pod until the stream ends (the cluster's shutdown stops it).
+pub async fn run(k: Arc<Kubelet>) {
+    let api: Api<Pod> = Api::all(k.client.clone());
+    let mut events = watcher(api, watcher::Config::default()).boxed();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => on_apply(&k, p),
+            Ok(watcher::Event::Delete(p)) => on_delete(&k, &p),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "pod watch error (retrying)"),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! A pod worker: runs the pod's containers (each in a restart loop per
+//! `restartPolicy`, with back-off) and reports every transition as pod status.
+//!
+//! Container state machine, as Kubernetes reports it: `waiting` (ContainerCreating,
+//! ErrImagePull, CrashLoopBackOff) → `running` → `terminated` (Completed, Error,
+//! OOMKilled) → back to `waiting` when the policy restarts it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::images;
+use super::pods::Kubelet;
+use super::runtime::{Exit, Spec};
+use crate::api::clock::now;
+use crate::api::quantity::Quantity;
+
+/// First restart back-off; it doubles up to [`MAX_BACKOFF`], as the kubelet's.
+const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The status of one container, kept in the JSON shape Kubernetes reports.
+#[derive(Debug, Clone)]
+struct ContainerStatus {
+    name: String,
+    image: String,
+    state: Value,
+    last_state: Value,
+    restarts: u64,
+    ready: bool,
+}
+
+impl ContainerStatus {
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name, "image": self.image, "imageID": "", "containerID": format!("wasm://{}", self.name),
+            "state": self.state, "lastState": self.last_state, "ready": self.ready,
+            "restartCount": self.restarts, "started": self.state.get("running").is_some(),
+        })
+    }
+}
+
+/// Everything the worker reports, shared by its container tasks.
+struct PodState {
+    containers: Vec<ContainerStatus>,
+    started: String,
+}
+
+fn phase(cs: &[ContainerStatus], policy: &str) -> &'static str {
+    let terminated = |c: &ContainerStatus| c.state.get("terminated").is_some();
+    let succeeded = |c: &ContainerStatus| {
+        c.state
+            .pointer("/terminated/exitCode")
+            .and_then(Value::as_i64)
+            == Some(0)
+    };
+    if cs.iter().any(|c| c.state.get("running").is_some()) {
+        return "Running";
+    }
+    if !cs.is_empty() && cs.iter().all(terminated) && policy != "Always" {
+        return if cs.iter().all(succeeded) {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
+    }
+    if cs
+        .iter()
+        .any(|c| c.restarts > 0 || c.last_state.get("terminated").is_some())
+    {
+        return "Running";
+    }
+    "Pending"
+}
+
+fn condition(t: &str, ok: bool, reason: Option<&str>, at: &str) -> Value {
+    let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": at});
+    if let Some(r) = reason {
+        c["reason"] = json!(r);
+    }
+    c
+}
+
+async fn report(api: &Api<Pod>, name: &str, state: &Mutex<PodState>, policy: &str) {
+    let status = {
+        let Ok(s) = state.lock() else { return };
+        let phase = phase(&s.containers, policy);
+        let ready = !s.containers.is_empty() && s.containers.iter().all(|c| c.ready);
+        let done = matches!(phase, "Succeeded" | "Failed");
+        let reason = if done {
+            Some("PodCompleted")
+        } else if ready {
+            None
+        } else {
+            Some("ContainersNotReady")
+        };
+        let at = now();
+        json!({
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "startTime": s.started,
+            "conditions": [
+                condition("PodReadyToStartContainers", true, None, &at),
+                condition("Initialized", true, if done { Some("PodCompleted") } else { None }, &at),
+                condition("Ready", ready, reason, &at),
+                condition("ContainersReady", ready, reason, &at),
+                condition("PodScheduled", true, None, &at),
+            ],
+            "containerStatuses": s.containers.iter().map(ContainerStatus::to_json).collect::<Vec<_>>(),
+        })
+    };
+    let patch = Patch::Merge(json!({"status": status}));
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &patch)
+        .await
+    {
+        tracing::debug!(pod = %name, error = %e, "reporting pod status");
+    }
+}
+
+fn set(state: &Mutex<PodState>, i: usize, f: impl FnOnce(&mut ContainerStatus)) {
+    if let Ok(mut s) = state.lock()
+        && let Some(c) = s.containers.get_mut(i)
+    {
+        f(c);
+    }
+}
+
+/// argv: `command` (else the image's own name) followed by `args`.
+fn argv(c: &Container) -> Vec<String> {
+    let image_name = c
+        .image
+        .as_deref()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let mut argv = c.command.clone().unwrap_or_else(|| vec![image_name]);
+    argv.extend(c.args.clone().unwrap_or_default());
+    argv
+}
+
+fn memory_limit(c: &Container) -> Option<usize> {
+    let q = c.resources.as_ref()?.limits.as_ref()?.get("memory")?;
+    usize::try_from(Quantity::parse(&q.0)?.ceil_units()).ok()
+}
+
+/// Run one container until its restart policy says stop.
+async fn run_container(
+    k: Arc<Kubelet>,
+    pod: Arc<Pod>,
+    i: usize,
+    c: Container,
+    state: Arc<Mutex<PodState>>,
+    api: Api<Pod>,
+    policy: String,
+) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let image = c.image.clone().unwrap_or_default();
+    let Some(bytes) = images::builtin(&image) else {
+        set(
+            &state,
+            i,
+            |s| s.state = json!({"waiting": {"reason": "ErrImagePull", "message": format!("failed to pull image \"{image}\": not found")}}),
+        );
+        report(&api, &name, &state, &policy).await;
+        return;
+    };
+    let compiled = match k.runtime.compile(bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            set(
+                &state,
+                i,
+                |s| s.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string(), "startedAt": now(), "finishedAt": now()}}),
+            );
+            report(&api, &name, &state, &policy).await;
+            return;
+        }
+    };
+    let pod_json = serde_json::to_value(&*pod).unwrap_or_default();
+    let mut env: Vec<(String, String)> = vec![("HOSTNAME".into(), name.clone())];
+    for e in c.env.clone().unwrap_or_default() {
+        if let Some(v) = e.value {
+            env.push((e.name, v));
+        }
+    }
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let restarts = state.lock().map(|s| s.containers[i].restarts).unwrap_or(0);
+        let path = crate::apiserver::log_path(&k.logs_dir, &pod_json, &c.name, restarts);
+        let files = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .and_then(Result::ok)
+            .and_then(|()| {
+                let out = std::fs::File::create(&path).ok()?;
+                let err = out.try_clone().ok()?;
+                Some((out, err))
+            });
+        let Some((stdout, stderr)) = files else {
+            tracing::warn!(pod = %name, path = %path.display(), "cannot create the log file");
+            return;
+        };
+        let started = now();
+        set(&state, i, |s| {
+            s.state = json!({"running": {"startedAt": started}});
+            s.ready = true;
+        });
+        report(&api, &name, &state, &policy).await;
+        let spec = Spec {
+            argv: argv(&c),
+            env: env.clone(),
+            stdout,
+            stderr,
+            memory_limit: memory_limit(&c),
+        };
+        let exit = k.runtime.run(&compiled, spec).await;
+        let (code, reason, message) = match &exit {
+            Ok(Exit::Code(0)) => (0, "Completed", None),
+            Ok(Exit::Code(n)) => (*n, "Error", None),
+            Ok(Exit::OomKilled) => (137, "OOMKilled", None),
+            Ok(Exit::Trap(m)) => (1, "Error", Some(m.clone())),
+            Err(e) => (128, "StartError", Some(e.to_string())),
+        };
+        let mut terminated =
+            json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now()});
+        if let Some(m) = message {
+            terminated["message"] = json!(m);
+        }
+        let restart = match policy.as_str() {
+            "Never" => false,
+            "OnFailure" => code != 0,
+            _ => true,
+        };
+        set(&state, i, |s| {
+            s.state = json!({"terminated": terminated});
+            s.ready = false;
+        });
+        report(&api, &name, &state, &policy).await;
+        if !restart {
+            return;
+        }
+        set(&state, i, |s| {
+            s.last_state = s.state.clone();
+            s.restarts += 1;
+            s.state = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {}s restarting failed container={} pod={name}", backoff.as_secs(), c.name)}});
+        });
+        report(&api, &name, &state, &policy).await;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Run a pod bound to this node until its containers are done (or forever, for
+/// `restartPolicy: Always`); aborted when the pod is deleted.
+pub async fn run(k: Arc<Kubelet>, pod: Pod) {
+    let Some(ns) = pod.metadata.namespace.clone() else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(k.client.clone(), &ns);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    let containers: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .map(|c| ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            state: json!({"waiting": {"reason": "ContainerCreating"}}),
+            last_state: json!({}),
+            restarts: 0,
+            ready: false,
+        })
+        .collect();
+    let state = Arc::new(Mutex::new(PodState {
+        containers,
+        started: now(),
+    }));
+    let pod = Arc::new(pod);
+    let tasks: Vec<_> = spec
+        .containers
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            tokio::spawn(run_container(
+                k.clone(),
+                pod.clone(),
+                i,
+                c,
+                state.clone(),
+                api.clone(),
+                policy.clone(),
+            ))
+        })
+        .collect();
+    // Container tasks die with this worker: abort them if it is aborted.
+    let guards: Vec<_> = tasks
+        .iter()
+        .map(|t| AbortOnDrop(t.abort_handle()))
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(guards);
+}
+
+/// Aborts a task when dropped, so a pod's container tasks stop with its worker.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
