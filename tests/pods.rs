@@ -116,3 +116,21 @@ async fn a_missing_image_is_err_image_pull() {
     let err = c.fails(&["logs", "ghost"]).await;
     assert!(err.contains("is waiting to start"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_running_containers_and_releases_the_data_dir() {
+    let data = tempfile::tempdir().expect("data dir");
+    let c = TestCluster::start_with(|b| b.data_dir(data.path())).await;
+    c.ok(&["run", "spin", "--image=minke/spinner"]).await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/spin", WAIT])
+        .await;
+    let TestCluster { cluster, .. } = c;
+    cluster.shutdown().await;
+    // A running pod must not keep the store open: the data dir is free again.
+    let again = minke::Cluster::builder()
+        .data_dir(data.path())
+        .start()
+        .await
+        .expect("restart on the same data dir");
+    again.shutdown().await;
+}

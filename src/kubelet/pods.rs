@@ -37,14 +37,6 @@ impl std::fmt::Debug for Kubelet {
     }
 }
 
-impl Drop for Kubelet {
-    fn drop(&mut self) {
-        if let Ok(w) = self.workers.lock() {
-            w.values().for_each(AbortHandle::abort);
-        }
-    }
-}
-
 impl Kubelet {
     /// A kubelet for `node`.
     pub fn new(
@@ -137,8 +129,21 @@ fn on_delete(k: &Kubelet, pod: &Pod) {
     }
 }
 
+/// Aborts every pod worker when the kubelet loop stops (it is dropped at shutdown),
+/// so no container outlives its cluster.
+struct StopWorkers(Arc<Kubelet>);
+
+impl Drop for StopWorkers {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.0.workers.lock() {
+            w.drain().for_each(|(_, h)| h.abort());
+        }
+    }
+}
+
 /// Follow every pod until the stream ends (the cluster's shutdown stops it).
 pub async fn run(k: Arc<Kubelet>) {
+    let _stop = StopWorkers(k.clone());
     let api: Api<Pod> = Api::all(k.client.clone());
     let mut events = watcher(api, watcher::Config::default()).boxed();
     while let Some(ev) = events.next().await {
