@@ -134,3 +134,79 @@ async fn shutdown_stops_running_containers_and_releases_the_data_dir() {
         .expect("restart on the same data dir");
     again.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_comes_from_configmaps_secrets_and_pod_fields_and_expands_in_args() {
+    let c = TestCluster::start().await;
+    let pod = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: envy
+  labels: {app: envy}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: minke/hello
+    args: ["$(GREETING)", "$(MY_POD)", "$$(NOT_EXPANDED)"]
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: settings, key: greeting}}
+    - name: PASSWORD
+      valueFrom: {secretKeyRef: {name: creds, key: password}}
+    - name: MY_POD
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: APP
+      valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    envFrom:
+    - prefix: CFG_
+      configMapRef: {name: settings}
+"#;
+    c.ok_stdin(&["apply", "-f", "-"], pod).await;
+    // The ConfigMap does not exist yet: the container waits with the kubelet's reason.
+    c.ok(&["wait", "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}=CreateContainerConfigError", "pod/envy", WAIT]).await;
+    let message = c
+        .ok(&[
+            "get",
+            "pod",
+            "envy",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+        ])
+        .await;
+    assert_eq!(message, "configmap \"settings\" not found");
+    c.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=greeting=bonjour",
+        "--from-literal=color=blue",
+    ])
+    .await;
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=s3cret",
+    ])
+    .await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/envy",
+        WAIT,
+    ])
+    .await;
+    let logs = c.ok(&["logs", "envy"]).await;
+    for line in [
+        "args: bonjour envy $(NOT_EXPANDED)",
+        "GREETING=bonjour",
+        "PASSWORD=s3cret",
+        "MY_POD=envy",
+        "APP=envy",
+        "CFG_color=blue",
+    ] {
+        assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
+    }
+}

@@ -3,6 +3,7 @@
 //! `wasi:cli/command` component or a wasip1 core module with its args, env, stdio and
 //! memory limit ([`runtime`]). The pod workers, logs and exec come next (issue 4).
 
+mod env;
 pub mod images;
 pub mod pods;
 pub mod runtime;

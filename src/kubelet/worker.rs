@@ -21,6 +21,8 @@ use crate::api::quantity::Quantity;
 /// First restart back-off; it doubles up to [`MAX_BACKOFF`], as the kubelet's.
 const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often a container waiting on a missing ConfigMap/Secret looks again.
+const CONFIG_RETRY: Duration = Duration::from_secs(1);
 
 /// The status of one container, kept in the JSON shape Kubernetes reports.
 #[derive(Debug, Clone)]
@@ -187,12 +189,29 @@ async fn run_container(
         }
     };
     let pod_json = serde_json::to_value(&*pod).unwrap_or_default();
-    let mut env: Vec<(String, String)> = vec![("HOSTNAME".into(), name.clone())];
-    for e in c.env.clone().unwrap_or_default() {
-        if let Some(v) = e.value {
-            env.push((e.name, v));
+    // A missing ConfigMap/Secret reference keeps the container waiting, retried until
+    // it appears, as the kubelet does.
+    let env = loop {
+        match super::env::build(&k.client, &pod, &c).await {
+            Ok(mut vars) => {
+                vars.insert(0, ("HOSTNAME".into(), name.clone()));
+                break vars;
+            }
+            Err(e) => {
+                set(
+                    &state,
+                    i,
+                    |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
+                );
+                report(&api, &name, &state, &policy).await;
+                tokio::time::sleep(CONFIG_RETRY).await;
+            }
         }
-    }
+    };
+    let argv: Vec<String> = argv(&c)
+        .iter()
+        .map(|a| super::env::expand(a, &env))
+        .collect();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let restarts = state.lock().map(|s| s.containers[i].restarts).unwrap_or(0);
@@ -217,7 +236,7 @@ async fn run_container(
         });
         report(&api, &name, &state, &policy).await;
         let spec = Spec {
-            argv: argv(&c),
+            argv: argv.clone(),
             env: env.clone(),
             stdout,
             stderr,
