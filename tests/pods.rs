@@ -210,3 +210,102 @@ spec:
         assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
     }
 }
+
+/// Follow a pod's logs until a line satisfies `want` (or time runs out).
+async fn follow_until(c: &TestCluster, pod: &str, want: impl Fn(&str) -> bool) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(common::kubectl_bin())
+        .args(["logs", "-f", pod])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if want(&line) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(found, Ok(true)),
+        "never saw the line; got:\n{seen}"
+    );
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_volumes_show_in_the_pod_and_follow_edits() {
+    let c = TestCluster::start().await;
+    c.ok(&["apply", "-f", &common::example("pod-config.yaml")])
+        .await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/config-demo", WAIT])
+        .await;
+    follow_until(&c, "config-demo", |l| l == "lives=3").await;
+    c.ok(&[
+        "patch",
+        "configmap",
+        "game-config",
+        "-p",
+        r#"{"data":{"game.properties":"enemies=aliens\nlives=5\n"}}"#,
+    ])
+    .await;
+    follow_until(&c, "config-demo", |l| l == "lives=5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_cannot_escape_their_mounts_or_write_read_only_ones() {
+    let c = TestCluster::start().await;
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: '1'\n",
+    )
+    .await;
+    let pod = |name: &str, args: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: minke/toolbox\n    args: {args}\n    volumeMounts:\n    - {{name: cfg, mountPath: /etc/config}}\n    - {{name: scratch, mountPath: /scratch}}\n  volumes:\n  - {{name: cfg, configMap: {{name: cfg}}}}\n  - {{name: scratch, emptyDir: {{}}}}\n"
+        )
+    };
+    let cases = [
+        (
+            "dotdot",
+            r#"["cat", "/etc/config/../../../etc/passwd"]"#,
+            false,
+        ),
+        ("absolute", r#"["cat", "/etc/passwd"]"#, false),
+        (
+            "readonly",
+            r#"["write", "/etc/config/a", "changed"]"#,
+            false,
+        ),
+        ("scratch", r#"["write", "/scratch/note", "ok"]"#, true),
+        ("reads", r#"["cat", "/etc/config/a"]"#, true),
+    ];
+    for (name, args, _) in &cases {
+        c.ok_stdin(&["apply", "-f", "-"], &pod(name, args)).await;
+    }
+    for (name, _, succeeds) in &cases {
+        let phase = if *succeeds { "Succeeded" } else { "Failed" };
+        c.ok(&[
+            "wait",
+            &format!("--for=jsonpath={{.status.phase}}={phase}"),
+            &format!("pod/{name}"),
+            WAIT,
+        ])
+        .await;
+    }
+    assert_eq!(c.ok(&["logs", "reads"]).await, "1");
+    assert_eq!(
+        c.ok(&["get", "cm", "cfg", "-o", "jsonpath={.data.a}"])
+            .await,
+        "1"
+    );
+}

@@ -7,6 +7,7 @@ mod env;
 pub mod images;
 pub mod pods;
 pub mod runtime;
+mod volumes;
 mod worker;
 
 pub use pods::{Kubelet, run};

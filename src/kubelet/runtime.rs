@@ -70,6 +70,8 @@ pub struct Spec {
     pub stderr: std::fs::File,
     /// Most linear memory the guest may use, in bytes.
     pub memory_limit: Option<usize>,
+    /// Host dirs the guest sees (its volumes); nothing else of the host is visible.
+    pub mounts: Vec<super::volumes::Mount>,
 }
 
 /// Denies memory growth past the limit and remembers that it did.
@@ -234,6 +236,22 @@ impl Runtime {
             .envs(&spec.env)
             .stdout(OutputFile::new(spec.stdout))
             .stderr(OutputFile::new(spec.stderr));
+        for m in &spec.mounts {
+            let perms = if m.read_only {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            builder
+                .preopened_dir(&m.host, &m.guest, perms)
+                .map_err(|e| {
+                    Error::Instantiate(format!(
+                        "mounting {} at {}: {e:#}",
+                        m.host.display(),
+                        m.guest
+                    ))
+                })?;
+        }
         let limit = MemoryLimit {
             max: spec.memory_limit,
             hit: false,
@@ -321,6 +339,7 @@ mod tests {
             stdout: std::fs::File::create(&out).expect("stdout"),
             stderr: std::fs::File::create(&err).expect("stderr"),
             memory_limit,
+            mounts: Vec::new(),
         };
         (
             spec,

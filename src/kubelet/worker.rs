@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::images;
 use super::pods::Kubelet;
 use super::runtime::{Exit, Spec};
+use super::volumes::Volumes;
 use crate::api::clock::now;
 use crate::api::quantity::Quantity;
 
@@ -23,6 +24,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often a container waiting on a missing ConfigMap/Secret looks again.
 const CONFIG_RETRY: Duration = Duration::from_secs(1);
+/// How often configMap and secret volumes are re-projected in a running pod.
+const VOLUME_REFRESH: Duration = Duration::from_secs(1);
 
 /// The status of one container, kept in the JSON shape Kubernetes reports.
 #[derive(Debug, Clone)]
@@ -164,6 +167,7 @@ async fn run_container(
     state: Arc<Mutex<PodState>>,
     api: Api<Pod>,
     policy: String,
+    volumes: Arc<Volumes>,
 ) {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let image = c.image.clone().unwrap_or_default();
@@ -212,6 +216,18 @@ async fn run_container(
         .iter()
         .map(|a| super::env::expand(a, &env))
         .collect();
+    let mounts = match volumes.mounts(&c) {
+        Ok(m) => m,
+        Err(e) => {
+            set(
+                &state,
+                i,
+                |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
+            );
+            report(&api, &name, &state, &policy).await;
+            return;
+        }
+    };
     let mut backoff = FIRST_BACKOFF;
     loop {
         let restarts = state.lock().map(|s| s.containers[i].restarts).unwrap_or(0);
@@ -236,6 +252,7 @@ async fn run_container(
         });
         report(&api, &name, &state, &policy).await;
         let spec = Spec {
+            mounts: mounts.clone(),
             argv: argv.clone(),
             env: env.clone(),
             stdout,
@@ -307,6 +324,43 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
         containers,
         started: now(),
     }));
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let pod_dir = k.logs_dir.join(format!(
+        "{ns}_{name}_{}",
+        pod.metadata.uid.clone().unwrap_or_default()
+    ));
+    let volumes = Arc::new(Volumes::new(&pod, &pod_dir));
+    // Volumes must be in place before any container starts; a missing ConfigMap or
+    // Secret keeps the pod in ContainerCreating until it appears.
+    loop {
+        match volumes.sync(&k.client).await {
+            Ok(()) => break,
+            Err(e) => {
+                if let Ok(mut s) = state.lock() {
+                    for c in &mut s.containers {
+                        c.state = json!({"waiting": {"reason": "ContainerCreating", "message": e.to_string()}});
+                    }
+                }
+                report(&api, &name, &state, &policy).await;
+                tokio::time::sleep(CONFIG_RETRY).await;
+            }
+        }
+    }
+    // Keep configMap and secret volumes current while the pod runs.
+    let refresher = {
+        let (volumes, client) = (volumes.clone(), k.client.clone());
+        AbortOnDrop(
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(VOLUME_REFRESH).await;
+                    if let Err(e) = volumes.sync(&client).await {
+                        tracing::debug!(error = %e, "refreshing volumes");
+                    }
+                }
+            })
+            .abort_handle(),
+        )
+    };
     let pod = Arc::new(pod);
     let tasks: Vec<_> = spec
         .containers
@@ -321,6 +375,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
                 state.clone(),
                 api.clone(),
                 policy.clone(),
+                volumes.clone(),
             ))
         })
         .collect();
@@ -333,6 +388,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
         let _ = t.await;
     }
     drop(guards);
+    drop(refresher);
 }
 
 /// Aborts a task when dropped, so a pod's container tasks stop with its worker.

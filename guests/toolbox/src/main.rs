@@ -4,7 +4,7 @@
 //!
 //! Applets: ls [-l] [-a] [PATH…], cat FILE…, echo [-n] ARG…, env, sleep SECONDS,
 //! date, hostname, pwd, true, false, mkdir [-p] DIR…, write FILE TEXT…, head [-n N] FILE,
-//! wc FILE…, sh -c "CMD ARGS" (runs one applet; no shell syntax).
+//! wc FILE…, sh -c "CMD ARGS" (runs one applet; no shell syntax), loop SECONDS APPLET ARGS….
 
 use std::io::Write;
 use std::path::Path;
@@ -187,10 +187,24 @@ fn run(applet: &str, args: &[String]) -> ExitCode {
             }
             _ => fail("sh", "usage", "sh -c \"APPLET ARGS\" (no shell syntax)"),
         },
+        "loop" => match args.split_first() {
+            // loop SECONDS APPLET ARGS...: run the applet every SECONDS, forever.
+            Some((secs, cmd)) => {
+                let every = std::time::Duration::from_secs_f64(secs.parse::<f64>().unwrap_or(1.0).max(0.01));
+                loop {
+                    if let Some((a, rest)) = cmd.split_first() {
+                        run(a, rest);
+                    }
+                    let _ = std::io::stdout().flush();
+                    std::thread::sleep(every);
+                }
+            }
+            None => fail("loop", "usage", "loop SECONDS APPLET ARGS..."),
+        },
         "toolbox" => match args.split_first() {
             Some((a, rest)) => run(a, rest),
             None => {
-                println!("toolbox applets: ls cat head wc echo env printenv sleep date hostname pwd true false mkdir write sh");
+                println!("toolbox applets: ls cat head wc echo env printenv sleep date hostname pwd true false mkdir write sh loop");
                 ExitCode::SUCCESS
             }
         },
