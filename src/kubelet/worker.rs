@@ -158,56 +158,66 @@ fn memory_limit(c: &Container) -> Option<usize> {
     usize::try_from(Quantity::parse(&q.0)?.ceil_units()).ok()
 }
 
-/// Run one container until its restart policy says stop.
-async fn run_container(
+/// What every container task of one pod shares.
+struct PodCtx {
     k: Arc<Kubelet>,
-    pod: Arc<Pod>,
-    i: usize,
-    c: Container,
+    pod: Pod,
     state: Arc<Mutex<PodState>>,
     api: Api<Pod>,
     policy: String,
     volumes: Arc<Volumes>,
-) {
+}
+
+/// Run container `i` until its restart policy says stop.
+async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
+    let PodCtx {
+        k,
+        pod,
+        state,
+        api,
+        policy,
+        volumes,
+    } = &*ctx;
+    let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let image = c.image.clone().unwrap_or_default();
     let Some(bytes) = images::builtin(&image) else {
         set(
-            &state,
+            state,
             i,
             |s| s.state = json!({"waiting": {"reason": "ErrImagePull", "message": format!("failed to pull image \"{image}\": not found")}}),
         );
-        report(&api, &name, &state, &policy).await;
+        report(api, &name, state, &policy).await;
         return;
     };
     let compiled = match k.runtime.compile(bytes) {
         Ok(c) => c,
         Err(e) => {
             set(
-                &state,
+                state,
                 i,
                 |s| s.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string(), "startedAt": now(), "finishedAt": now()}}),
             );
-            report(&api, &name, &state, &policy).await;
+            report(api, &name, state, &policy).await;
             return;
         }
     };
-    let pod_json = serde_json::to_value(&*pod).unwrap_or_default();
+    let pod_json = serde_json::to_value(pod).unwrap_or_default();
     // A missing ConfigMap/Secret reference keeps the container waiting, retried until
     // it appears, as the kubelet does.
     let env = loop {
-        match super::env::build(&k.client, &pod, &c).await {
+        match super::env::build(&k.client, pod, &c).await {
             Ok(mut vars) => {
                 vars.insert(0, ("HOSTNAME".into(), name.clone()));
                 break vars;
             }
             Err(e) => {
                 set(
-                    &state,
+                    state,
                     i,
                     |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
                 );
-                report(&api, &name, &state, &policy).await;
+                report(api, &name, state, &policy).await;
                 tokio::time::sleep(CONFIG_RETRY).await;
             }
         }
@@ -220,11 +230,11 @@ async fn run_container(
         Ok(m) => m,
         Err(e) => {
             set(
-                &state,
+                state,
                 i,
                 |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
             );
-            report(&api, &name, &state, &policy).await;
+            report(api, &name, state, &policy).await;
             return;
         }
     };
@@ -246,11 +256,11 @@ async fn run_container(
             return;
         };
         let started = now();
-        set(&state, i, |s| {
+        set(state, i, |s| {
             s.state = json!({"running": {"startedAt": started}});
             s.ready = true;
         });
-        report(&api, &name, &state, &policy).await;
+        report(api, &name, state, &policy).await;
         let spec = Spec {
             mounts: mounts.clone(),
             argv: argv.clone(),
@@ -277,20 +287,20 @@ async fn run_container(
             "OnFailure" => code != 0,
             _ => true,
         };
-        set(&state, i, |s| {
+        set(state, i, |s| {
             s.state = json!({"terminated": terminated});
             s.ready = false;
         });
-        report(&api, &name, &state, &policy).await;
+        report(api, &name, state, &policy).await;
         if !restart {
             return;
         }
-        set(&state, i, |s| {
+        set(state, i, |s| {
             s.last_state = s.state.clone();
             s.restarts += 1;
             s.state = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {}s restarting failed container={} pod={name}", backoff.as_secs(), c.name)}});
         });
-        report(&api, &name, &state, &policy).await;
+        report(api, &name, state, &policy).await;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -361,23 +371,19 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
             .abort_handle(),
         )
     };
-    let pod = Arc::new(pod);
+    let ctx = Arc::new(PodCtx {
+        k: k.clone(),
+        pod,
+        state: state.clone(),
+        api: api.clone(),
+        policy: policy.clone(),
+        volumes: volumes.clone(),
+    });
     let tasks: Vec<_> = spec
         .containers
         .into_iter()
         .enumerate()
-        .map(|(i, c)| {
-            tokio::spawn(run_container(
-                k.clone(),
-                pod.clone(),
-                i,
-                c,
-                state.clone(),
-                api.clone(),
-                policy.clone(),
-                volumes.clone(),
-            ))
-        })
+        .map(|(i, c)| tokio::spawn(run_container(ctx.clone(), i, c)))
         .collect();
     // Container tasks die with this worker: abort them if it is aborted.
     let guards: Vec<_> = tasks
