@@ -309,3 +309,60 @@ async fn guests_cannot_escape_their_mounts_or_write_read_only_ones() {
         "1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_pod_shows_the_kubelet_events_and_the_node_lease_is_renewed() {
+    let c = TestCluster::start().await;
+    c.ok(&["run", "hello", "--image=minke/hello", "--restart=Never"])
+        .await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/hello",
+        WAIT,
+    ])
+    .await;
+    // The binder records Scheduled concurrently with the worker's run: poll (bounded)
+    // until it is there; `kubectl wait` cannot wait for objects that do not exist yet.
+    let mut reasons = String::new();
+    for _ in 0..100 {
+        reasons = c
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=hello",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ])
+            .await;
+        if reasons.contains("Scheduled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reasons.contains("Scheduled"), "{reasons}");
+    let describe = c.ok(&["describe", "pod", "hello"]).await;
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(
+            describe
+                .lines()
+                .any(|l| l.trim_start().starts_with("Normal") && l.contains(reason)),
+            "{reason} missing:\n{describe}"
+        );
+    }
+    assert!(
+        describe.contains("Successfully assigned default/hello to"),
+        "{describe}"
+    );
+    let lease = c
+        .ok(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.items[0].spec.holderIdentity} {.items[0].spec.leaseDurationSeconds}",
+        ])
+        .await;
+    assert!(lease.ends_with(" 40") && lease.len() > 3, "{lease}");
+}

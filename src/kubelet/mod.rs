@@ -4,7 +4,9 @@
 //! memory limit ([`runtime`]). The pod workers, logs and exec come next (issue 4).
 
 mod env;
+mod events;
 pub mod images;
+mod lease;
 pub mod pods;
 pub mod runtime;
 mod volumes;

@@ -74,11 +74,21 @@ async fn bind(k: &Kubelet, pod: &Pod) {
         "metadata": {"name": name, "namespace": ns},
         "target": {"apiVersion": "v1", "kind": "Node", "name": k.node},
     });
-    if let Err(e) = api
+    match api
         .create_subresource::<Value, Value>("binding", name, &PostParams::default(), &binding)
         .await
     {
-        tracing::debug!(pod = %name, error = %e, "binding failed");
+        Ok(_) => {
+            let message = format!("Successfully assigned {ns}/{name} to {}", k.node);
+            super::events::Recorder {
+                client: k.client.clone(),
+                component: "default-scheduler",
+                node: k.node.clone(),
+            }
+            .record(pod, None, super::events::Kind::Normal, "Scheduled", message)
+            .await;
+        }
+        Err(e) => tracing::debug!(pod = %name, error = %e, "binding failed"),
     }
 }
 
@@ -144,6 +154,15 @@ impl Drop for StopWorkers {
 /// Follow every pod until the stream ends (the cluster's shutdown stops it).
 pub async fn run(k: Arc<Kubelet>) {
     let _stop = StopWorkers(k.clone());
+    let heartbeat = super::lease::heartbeat(k.client.clone(), k.node.clone());
+    tokio::select! {
+        () = heartbeat => {}
+        () = follow(k.clone()) => {}
+    }
+}
+
+/// React to every pod change until the watch stream ends.
+async fn follow(k: Arc<Kubelet>) {
     let api: Api<Pod> = Api::all(k.client.clone());
     let mut events = watcher(api, watcher::Config::default()).boxed();
     while let Some(ev) = events.next().await {

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use super::events::{Kind, Recorder};
 use super::images;
 use super::pods::Kubelet;
 use super::runtime::{Exit, Spec};
@@ -181,7 +182,27 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
     let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let image = c.image.clone().unwrap_or_default();
+    let recorder = Recorder {
+        client: k.client.clone(),
+        component: "kubelet",
+        node: k.node.clone(),
+    };
+    let event = |kind: Kind, reason: &'static str, message: String| {
+        let (recorder, pod, container) = (recorder.clone(), pod.clone(), c.name.clone());
+        async move {
+            recorder
+                .record(&pod, Some(&container), kind, reason, message)
+                .await
+        }
+    };
     let Some(bytes) = images::builtin(&image) else {
+        event(
+            Kind::Warning,
+            "Failed",
+            format!("Failed to pull image \"{image}\": image not found"),
+        )
+        .await;
+        event(Kind::Warning, "Failed", "Error: ErrImagePull".into()).await;
         set(
             state,
             i,
@@ -190,6 +211,12 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         report(api, &name, state, &policy).await;
         return;
     };
+    event(
+        Kind::Normal,
+        "Pulled",
+        format!("Container image \"{image}\" already present on machine"),
+    )
+    .await;
     let compiled = match k.runtime.compile(bytes) {
         Ok(c) => c,
         Err(e) => {
@@ -255,7 +282,19 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             tracing::warn!(pod = %name, path = %path.display(), "cannot create the log file");
             return;
         };
+        event(
+            Kind::Normal,
+            "Created",
+            format!("Created container: {}", c.name),
+        )
+        .await;
         let started = now();
+        event(
+            Kind::Normal,
+            "Started",
+            format!("Started container {}", c.name),
+        )
+        .await;
         set(state, i, |s| {
             s.state = json!({"running": {"startedAt": started}});
             s.ready = true;
@@ -301,6 +340,17 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             s.state = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {}s restarting failed container={} pod={name}", backoff.as_secs(), c.name)}});
         });
         report(api, &name, state, &policy).await;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        event(
+            Kind::Warning,
+            "BackOff",
+            format!(
+                "Back-off restarting failed container {} in pod {name}_{ns}({uid})",
+                c.name
+            ),
+        )
+        .await;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
