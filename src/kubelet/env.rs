@@ -141,6 +141,36 @@ pub fn expand(s: &str, vars: &[(String, String)]) -> String {
     out
 }
 
+/// One key of a ConfigMap or Secret (`kind`), or nothing when the reference is
+/// optional; a missing object or key is the kubelet's error otherwise.
+fn pick_key(
+    data: Option<&BTreeMap<String, String>>,
+    kind: &'static str,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    optional: bool,
+) -> Result<Option<String>, Error> {
+    match data.map(|m| m.get(key)) {
+        Some(Some(v)) => Ok(Some(v.clone())),
+        _ if optional => Ok(None),
+        Some(None) => Err(Error::MissingKey {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+            key: key.into(),
+        }),
+        None => Err(Error::Missing {
+            kind: if kind == "ConfigMap" {
+                "configmap"
+            } else {
+                "secret"
+            },
+            name: name.into(),
+        }),
+    }
+}
+
 /// Build the container's environment (in Kubernetes' order: envFrom, then env).
 pub async fn build(
     client: &kube::Client,
@@ -187,51 +217,25 @@ pub async fn build(
             (Some(v), _) => Some(expand(v, &vars)),
             (None, Some(from)) => {
                 if let Some(k) = &from.config_map_key_ref {
-                    let optional = k.optional == Some(true);
-                    match src.config_map(&k.name).await? {
-                        Some(m) => match m.get(&k.key) {
-                            Some(v) => Some(v.clone()),
-                            None if optional => None,
-                            None => {
-                                return Err(Error::MissingKey {
-                                    kind: "ConfigMap",
-                                    namespace: namespace.clone(),
-                                    name: k.name.clone(),
-                                    key: k.key.clone(),
-                                });
-                            }
-                        },
-                        None if optional => None,
-                        None => {
-                            return Err(Error::Missing {
-                                kind: "configmap",
-                                name: k.name.clone(),
-                            });
-                        }
-                    }
+                    let data = src.config_map(&k.name).await?;
+                    pick_key(
+                        data,
+                        "ConfigMap",
+                        &namespace,
+                        &k.name,
+                        &k.key,
+                        k.optional == Some(true),
+                    )?
                 } else if let Some(k) = &from.secret_key_ref {
-                    let optional = k.optional == Some(true);
-                    match src.secret(&k.name).await? {
-                        Some(m) => match m.get(&k.key) {
-                            Some(v) => Some(v.clone()),
-                            None if optional => None,
-                            None => {
-                                return Err(Error::MissingKey {
-                                    kind: "Secret",
-                                    namespace: namespace.clone(),
-                                    name: k.name.clone(),
-                                    key: k.key.clone(),
-                                });
-                            }
-                        },
-                        None if optional => None,
-                        None => {
-                            return Err(Error::Missing {
-                                kind: "secret",
-                                name: k.name.clone(),
-                            });
-                        }
-                    }
+                    let data = src.secret(&k.name).await?;
+                    pick_key(
+                        data,
+                        "Secret",
+                        &namespace,
+                        &k.name,
+                        &k.key,
+                        k.optional == Some(true),
+                    )?
                 } else {
                     from.field_ref.as_ref().map(|f| field(pod, &f.field_path))
                 }
