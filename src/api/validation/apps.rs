@@ -112,7 +112,7 @@ fn template_matches(spec: &Value, tp: &Path) -> Vec<FieldError> {
 }
 
 /// Restart policy and deadline rules shared by the long-running controllers.
-fn long_running(template: &Value, tp: &Path, kind: &str) -> Vec<FieldError> {
+pub(super) fn long_running(template: &Value, tp: &Path, kind: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let restart = at(template, &["spec", "restartPolicy"])
         .and_then(Value::as_str)

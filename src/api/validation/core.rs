@@ -410,22 +410,11 @@ pub fn replication_controller(rc: &Value) -> Vec<FieldError> {
         }
     }
     errs.extend(validate_template(template, &tp));
-    let restart = at(template, &["spec", "restartPolicy"])
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if restart != "Always" {
-        errs.push(FieldError::not_supported(
-            tp.child("spec").child("restartPolicy"),
-            restart,
-            &["Always"],
-        ));
-    }
-    if at(template, &["spec", "activeDeadlineSeconds"]).is_some_and(|v| !v.is_null()) {
-        errs.push(FieldError::forbidden(
-            tp.child("spec").child("activeDeadlineSeconds"),
-            "activeDeadlineSeconds in ReplicationController is not Supported",
-        ));
-    }
+    errs.extend(super::apps::long_running(
+        template,
+        &tp,
+        "ReplicationController",
+    ));
     errs
 }
 
