@@ -2,7 +2,13 @@
 
 /// Now, as RFC 3339 with second precision (`2026-11-23T19:00:00Z`).
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    in_seconds(0)
+}
+
+/// `seconds` from now, in the same form (a pod's graceful deletionTimestamp).
+pub fn in_seconds(seconds: i64) -> String {
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or(jiff::Timestamp::MAX);
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

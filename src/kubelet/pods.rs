@@ -4,12 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::runtime::Runtime;
@@ -25,7 +27,7 @@ pub struct Kubelet {
     pub runtime: Arc<Runtime>,
     /// Where container logs go (`pods/log` reads them from here).
     pub logs_dir: PathBuf,
-    workers: Mutex<HashMap<String, AbortHandle>>,
+    workers: Mutex<HashMap<String, Worker>>,
     binding: Mutex<HashSet<String>>,
 }
 
@@ -54,6 +56,13 @@ impl Kubelet {
             binding: Mutex::new(HashSet::new()),
         })
     }
+}
+
+/// A running pod worker: aborted when the pod is gone, asked to stop (its
+/// containers killed, then the pod deleted) when the pod is being deleted.
+struct Worker {
+    task: AbortHandle,
+    stop: watch::Sender<Option<Duration>>,
 }
 
 fn uid(pod: &Pod) -> String {
@@ -108,7 +117,11 @@ fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
         }
         return;
     }
-    if node != k.node || deleting {
+    if node != k.node {
+        return;
+    }
+    if deleting {
+        terminate(k, pod);
         return;
     }
     let phase = pod
@@ -123,16 +136,76 @@ fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
     if workers.contains_key(&id) || phase == "Succeeded" || phase == "Failed" {
         return;
     }
-    let task = tokio::spawn(worker::run(k.clone(), pod));
-    workers.insert(id, task.abort_handle());
+    let (stop, stopping) = watch::channel(None);
+    let task = tokio::spawn(worker::run(k.clone(), pod, stopping));
+    workers.insert(
+        id,
+        Worker {
+            task: task.abort_handle(),
+            stop,
+        },
+    );
+}
+
+/// A pod on this node is being deleted: its worker stops the containers and then
+/// deletes the pod; with no worker (already finished, or from before a restart)
+/// there is nothing to stop and the pod is deleted at once.
+fn terminate(k: &Arc<Kubelet>, pod: Pod) {
+    let Ok(workers) = k.workers.lock() else {
+        return;
+    };
+    let grace = Duration::from_secs(
+        pod.metadata
+            .deletion_grace_period_seconds
+            .and_then(|g| u64::try_from(g).ok())
+            .unwrap_or(0),
+    );
+    match workers.get(&uid(&pod)) {
+        Some(w) if !w.task.is_finished() => {
+            // A later, shorter grace period wins, as in the kubelet.
+            w.stop.send_if_modified(|g| {
+                let shorter = g.is_none_or(|g| grace < g);
+                if shorter {
+                    *g = Some(grace);
+                }
+                shorter
+            });
+        }
+        _ => {
+            let k = k.clone();
+            tokio::spawn(async move { finish_deletion(&k.client, &pod).await });
+        }
+    }
+}
+
+/// Delete a pod whose containers are stopped (grace 0, only this very pod).
+pub(super) async fn finish_deletion(client: &kube::Client, pod: &Pod) {
+    let (Some(ns), Some(name)) = (
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    ) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(e) = api.delete(name, &params).await {
+        tracing::debug!(pod = %name, error = %e, "finishing the pod's deletion");
+    }
 }
 
 fn on_delete(k: &Kubelet, pod: &Pod) {
     let id = uid(pod);
     if let Ok(mut w) = k.workers.lock()
-        && let Some(h) = w.remove(&id)
+        && let Some(w) = w.remove(&id)
     {
-        h.abort();
+        w.task.abort();
     }
     if let Ok(mut b) = k.binding.lock() {
         b.remove(&id);
@@ -146,7 +219,7 @@ struct StopWorkers(Arc<Kubelet>);
 impl Drop for StopWorkers {
     fn drop(&mut self) {
         if let Ok(mut w) = self.0.workers.lock() {
-            w.drain().for_each(|(_, h)| h.abort());
+            w.drain().for_each(|(_, w)| w.task.abort());
         }
     }
 }

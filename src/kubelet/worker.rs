@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use super::events::{Kind, Recorder};
 use super::images;
@@ -167,6 +168,14 @@ struct PodCtx {
     api: Api<Pod>,
     policy: String,
     volumes: Arc<Volumes>,
+    /// Set (to the grace period) when the pod is being deleted.
+    stopping: watch::Receiver<Option<Duration>>,
+}
+
+/// Resolves once the pod is being deleted.
+async fn stopped(mut stopping: watch::Receiver<Option<Duration>>) {
+    // An error means the kubelet dropped the worker: stop as well.
+    let _ = stopping.wait_for(Option::is_some).await;
 }
 
 /// Run container `i` until its restart policy says stop.
@@ -178,6 +187,7 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         api,
         policy,
         volumes,
+        stopping,
     } = &*ctx;
     let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -245,7 +255,10 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
                     |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
                 );
                 report(api, &name, state, &policy).await;
-                tokio::time::sleep(CONFIG_RETRY).await;
+                tokio::select! {
+                    () = tokio::time::sleep(CONFIG_RETRY) => {}
+                    () = stopped(stopping.clone()) => return,
+                }
             }
         }
     };
@@ -308,7 +321,20 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             stderr,
             memory_limit: memory_limit(&c),
         };
-        let exit = k.runtime.run(&compiled, spec).await;
+        // Guests cannot be signalled: a container being deleted is stopped at once
+        // (well within its grace period), as the kubelet's SIGKILL would.
+        let exit = tokio::select! {
+            exit = k.runtime.run(&compiled, spec) => exit,
+            () = stopped(stopping.clone()) => {
+                event(Kind::Normal, "Killing", format!("Stopping container {}", c.name)).await;
+                set(state, i, |s| {
+                    s.state = json!({"terminated": {"exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now()}});
+                    s.ready = false;
+                });
+                report(api, &name, state, &policy).await;
+                return;
+            }
+        };
         let (code, reason, message) = match &exit {
             Ok(Exit::Code(0)) => (0, "Completed", None),
             Ok(Exit::Code(n)) => (*n, "Error", None),
@@ -351,14 +377,19 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             ),
         )
         .await;
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stopped(stopping.clone()) => return,
+        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// Run a pod bound to this node until its containers are done (or forever, for
-/// `restartPolicy: Always`); aborted when the pod is deleted.
-pub async fn run(k: Arc<Kubelet>, pod: Pod) {
+/// `restartPolicy: Always`). When the pod is being deleted (`stopping` gets its
+/// grace period) the containers are stopped within that period and the pod is
+/// deleted for good; aborted when the pod is gone.
+pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Duration>>) {
     let Some(ns) = pod.metadata.namespace.clone() else {
         return;
     };
@@ -392,6 +423,8 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
     let volumes = Arc::new(Volumes::new(&pod, &pod_dir));
     // Volumes must be in place before any container starts; a missing ConfigMap or
     // Secret keeps the pod in ContainerCreating until it appears.
+    let deleting = stopped(stopping.clone());
+    tokio::pin!(deleting);
     loop {
         match volumes.sync(&k.client).await {
             Ok(()) => break,
@@ -402,7 +435,13 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
                     }
                 }
                 report(&api, &name, &state, &policy).await;
-                tokio::time::sleep(CONFIG_RETRY).await;
+                tokio::select! {
+                    () = tokio::time::sleep(CONFIG_RETRY) => {}
+                    () = &mut deleting => {
+                        super::pods::finish_deletion(&k.client, &pod).await;
+                        return;
+                    }
+                }
             }
         }
     }
@@ -428,6 +467,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
         api: api.clone(),
         policy: policy.clone(),
         volumes: volumes.clone(),
+        stopping: stopping.clone(),
     });
     let tasks: Vec<_> = spec
         .containers
@@ -440,11 +480,22 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod) {
         .iter()
         .map(|t| AbortOnDrop(t.abort_handle()))
         .collect();
-    for t in tasks {
-        let _ = t.await;
+    let all = futures::future::join_all(tasks);
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => {}
+        () = &mut deleting => {
+            // Containers stop themselves when told; whatever is still busy when the
+            // grace period ends (an image pull, say) is stopped hard.
+            let grace = (*stopping.borrow()).unwrap_or_default();
+            let _ = tokio::time::timeout(grace, &mut all).await;
+        }
     }
     drop(guards);
     drop(refresher);
+    if stopping.borrow().is_some() {
+        super::pods::finish_deletion(&k.client, &ctx.pod).await;
+    }
 }
 
 /// Aborts a task when dropped, so a pod's container tasks stop with its worker.

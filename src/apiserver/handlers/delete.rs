@@ -6,9 +6,10 @@ use serde_json::{Value, json};
 
 use super::read::{matching, selectors};
 use super::{RETRIES, Req, current, retryable};
+use crate::api::clock::in_seconds;
 use crate::api::error::ApiError;
 use crate::api::registry::ResourceType;
-use crate::apiserver::objects::{meta_mut, now, store_error};
+use crate::apiserver::objects::{meta_mut, store_error};
 use crate::apiserver::response::{self, Body};
 use crate::apiserver::{Shared, crd};
 use crate::store::Write;
@@ -22,6 +23,8 @@ struct Options {
     uid: Option<String>,
     resource_version: Option<String>,
     dry_run: bool,
+    /// `gracePeriodSeconds` (body or query); only pods wait for it.
+    grace: Option<i64>,
 }
 
 fn options(r: &Req) -> Result<Options, ApiError> {
@@ -55,6 +58,20 @@ fn options(r: &Req) -> Result<Options, ApiError> {
             .and_then(Value::as_str)
             .map(str::to_owned),
         dry_run: r.query.dry_run()? || dry_in_body,
+        grace: match body.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            Some(g) => Some(g),
+            None => r
+                .query
+                .get("gracePeriodSeconds")
+                .map(|g| {
+                    g.parse::<i64>().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "invalid value for gracePeriodSeconds: {g:?}"
+                        ))
+                    })
+                })
+                .transpose()?,
+        },
     })
 }
 
@@ -104,6 +121,34 @@ fn must_finalize(rt: &ResourceType, obj: &Value) -> bool {
         || (rt.group.is_empty() && rt.resource == "namespaces" && non_empty("/spec/finalizers"))
 }
 
+/// How long a deletion waits, in seconds: a pod running on a node gets its grace
+/// period (the request's, else `terminationGracePeriodSeconds`, else 30) so its
+/// kubelet can stop it and then delete it with grace 0; unbound and finished pods,
+/// and everything that is not a pod, go at once (0).
+fn grace_period(rt: &ResourceType, obj: &Value, o: &Options) -> i64 {
+    if !(rt.group.is_empty() && rt.resource == "pods") {
+        return 0;
+    }
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        obj.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !bound || finished {
+        return 0;
+    }
+    let requested = o.grace.unwrap_or_else(|| {
+        obj.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30)
+    });
+    // A negative period means "as short as possible" but still graceful.
+    if requested < 0 { 1 } else { requested }
+}
+
 /// Delete one object; returns it and whether it is gone (else: deletion pending).
 async fn delete_one(
     s: &Shared,
@@ -125,15 +170,26 @@ async fn delete_one(
     for _ in 0..RETRIES {
         let (rv, obj) = current(s, rt, r.namespace.as_deref(), name)?;
         check_preconditions(rt, name, &obj, o)?;
-        if must_finalize(rt, &obj) {
-            if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok((obj, false));
-            }
+        let grace = grace_period(rt, &obj, o);
+        let finalize = must_finalize(rt, &obj);
+        // A pending deletion only ever gets shorter; grace 0 ends it (finalizers aside).
+        let pending = obj
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+            .then(|| {
+                obj.pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            });
+        if pending.is_some_and(|period| period <= grace) {
+            return Ok((obj, false));
+        }
+        if grace > 0 || finalize {
             let mut next = obj.clone();
             let meta = meta_mut(&mut next);
-            meta.insert("deletionTimestamp".into(), json!(now()));
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if rt.resource == "namespaces" {
+            meta.insert("deletionTimestamp".into(), json!(in_seconds(grace)));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            if rt.group.is_empty() && rt.resource == "namespaces" {
                 next["status"]["phase"] = json!("Terminating");
             }
             if o.dry_run {
