@@ -123,6 +123,11 @@ impl Quantity {
         self.nanos % 1_000_000_000 == 0
     }
 
+    /// The amount in thousandths, rounded up (millicores for cpu).
+    pub fn ceil_millis(&self) -> i128 {
+        self.nanos.div_euclid(1_000_000) + i128::from(self.nanos.rem_euclid(1_000_000) != 0)
+    }
+
     /// The amount in whole units, rounded up (bytes for memory, cores for cpu).
     pub fn ceil_units(&self) -> i128 {
         (self.nanos + 999_999_999).div_euclid(1_000_000_000)

@@ -1,14 +1,16 @@
 //! The kubelet: runs the containers of the pods bound to its node as wasmtime
-//! instances. So far: the built-in images ([`images`]) and the engine that runs a
-//! `wasi:cli/command` component or a wasip1 core module with its args, env, stdio and
-//! memory limit ([`runtime`]). The pod workers, logs and exec come next (issue 4).
+//! instances — images ([`images`]), the engine ([`runtime`]), one worker per pod
+//! with restarts and graceful stop, CRI log files ([`logs`]), pod sandboxes for
+//! exec and metrics ([`sandbox`]), volumes, env and events.
 
 mod env;
 mod events;
 pub mod images;
 mod lease;
+pub mod logs;
 pub mod pods;
 pub mod runtime;
+pub mod sandbox;
 mod volumes;
 mod worker;
 

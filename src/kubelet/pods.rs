@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::runtime::Runtime;
+use super::sandbox::Sandboxes;
 use super::worker;
 
 /// What the kubelet's tasks share.
@@ -27,6 +28,8 @@ pub struct Kubelet {
     pub runtime: Arc<Runtime>,
     /// Where container logs go (`pods/log` reads them from here).
     pub logs_dir: PathBuf,
+    /// The sandboxes of the pods running here (exec and metrics use them).
+    pub sandboxes: Arc<Sandboxes>,
     workers: Mutex<HashMap<String, Worker>>,
     binding: Mutex<HashSet<String>>,
 }
@@ -52,6 +55,7 @@ impl Kubelet {
             node,
             runtime,
             logs_dir,
+            sandboxes: Arc::default(),
             workers: Mutex::new(HashMap::new()),
             binding: Mutex::new(HashSet::new()),
         })

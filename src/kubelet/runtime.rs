@@ -6,14 +6,17 @@
 //! stdio, no network (sockets come with the virtual pod network).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Module, Store};
-use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -57,40 +60,109 @@ impl Exit {
     }
 }
 
+/// A guest's stdin (a pipe for `kubectl exec`; none for containers).
+pub type Stdin = Box<dyn StdinStream + Sync>;
+/// Where a guest's stdout or stderr goes (a log file, or an exec stream).
+pub type Output = Box<dyn StdoutStream + Sync>;
+
 /// What one container run gets.
-#[derive(Debug)]
 pub struct Spec {
     /// argv, program name first.
     pub argv: Vec<String>,
     /// Environment variables.
     pub env: Vec<(String, String)>,
+    /// stdin, if any (else the guest reads end-of-file).
+    pub stdin: Option<Stdin>,
     /// Where stdout goes.
-    pub stdout: std::fs::File,
+    pub stdout: Output,
     /// Where stderr goes.
-    pub stderr: std::fs::File,
+    pub stderr: Output,
+    /// The initial working directory (`workingDir`).
+    pub cwd: Option<String>,
     /// Most linear memory the guest may use, in bytes.
     pub memory_limit: Option<usize>,
+    /// CPU limit in millicores: the guest runs at most that share of one core.
+    pub cpu_limit: Option<u64>,
+    /// Where the run's CPU time and memory are accounted (for metrics).
+    pub usage: Arc<Usage>,
     /// Host dirs the guest sees (its volumes); nothing else of the host is visible.
     pub mounts: Vec<super::volumes::Mount>,
 }
 
-/// Denies memory growth past the limit and remembers that it did.
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("argv", &self.argv)
+            .field("memory_limit", &self.memory_limit)
+            .field("cpu_limit", &self.cpu_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A container's resource use: CPU time (cumulative) and linear memory (current),
+/// shared across its restarts; the kubelet's metrics read it.
+#[derive(Debug, Default)]
+pub struct Usage {
+    cpu_nanos: AtomicU64,
+    memory_bytes: AtomicU64,
+}
+
+impl Usage {
+    /// CPU time the guest has used, in nanoseconds (all runs).
+    pub fn cpu_nanos(&self) -> u64 {
+        self.cpu_nanos.load(Ordering::Relaxed)
+    }
+
+    /// Linear memory the running guest holds, in bytes (0 when not running).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Denies memory growth past the limit (all of a guest's memories together),
+/// remembers that it did, and accounts what the guest holds.
 struct MemoryLimit {
     max: Option<usize>,
     hit: bool,
+    held: usize,
+    usage: Arc<Usage>,
+}
+
+impl MemoryLimit {
+    fn new(max: Option<usize>, usage: Arc<Usage>) -> MemoryLimit {
+        usage.memory_bytes.store(0, Ordering::Relaxed);
+        MemoryLimit {
+            max,
+            hit: false,
+            held: 0,
+            usage,
+        }
+    }
+}
+
+impl Drop for MemoryLimit {
+    fn drop(&mut self) {
+        // The instance is gone with its store: it holds no memory any more.
+        self.usage.memory_bytes.store(0, Ordering::Relaxed);
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimit {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if self.max.is_some_and(|m| desired > m) {
+        let held = self.held.saturating_add(desired.saturating_sub(current));
+        if self.max.is_some_and(|m| held > m) {
             self.hit = true;
             return Ok(false);
         }
+        self.held = held;
+        self.usage
+            .memory_bytes
+            .store(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
         Ok(true)
     }
 
@@ -234,8 +306,14 @@ impl Runtime {
         builder
             .args(&spec.argv)
             .envs(&spec.env)
-            .stdout(OutputFile::new(spec.stdout))
-            .stderr(OutputFile::new(spec.stderr));
+            .stdout(spec.stdout)
+            .stderr(spec.stderr);
+        if let Some(stdin) = spec.stdin {
+            builder.stdin(stdin);
+        }
+        if let Some(cwd) = &spec.cwd {
+            builder.initial_cwd(cwd);
+        }
         for m in &spec.mounts {
             let perms = if m.read_only {
                 wasmtime_wasi::FsPerms::ReadOnly
@@ -252,10 +330,8 @@ impl Runtime {
                     ))
                 })?;
         }
-        let limit = MemoryLimit {
-            max: spec.memory_limit,
-            hit: false,
-        };
+        let limit = MemoryLimit::new(spec.memory_limit, spec.usage.clone());
+        let (usage, cpu_limit) = (spec.usage.clone(), spec.cpu_limit);
         match compiled {
             Compiled::Component(component) => {
                 let guest = Guest {
@@ -269,7 +345,12 @@ impl Runtime {
                 let command = Command::instantiate_async(&mut store, component, &self.linker)
                     .await
                     .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-                let outcome = command.wasi_cli_run().call_run(&mut store).await;
+                let outcome = Metered::new(
+                    Box::pin(command.wasi_cli_run().call_run(&mut store)),
+                    usage,
+                    cpu_limit,
+                )
+                .await;
                 let oom = store.data().limit.hit;
                 Ok(match outcome {
                     Ok(Ok(())) => Exit::Code(0),
@@ -295,13 +376,102 @@ impl Runtime {
                 let start = instance
                     .get_typed_func::<(), ()>(&mut store, "_start")
                     .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-                let outcome = start.call_async(&mut store, ()).await;
+                let outcome =
+                    Metered::new(Box::pin(start.call_async(&mut store, ())), usage, cpu_limit)
+                        .await;
                 let oom = store.data().limit.hit;
                 Ok(match outcome {
                     Ok(()) => Exit::Code(0),
                     Err(e) => failure(&e, oom),
                 })
             }
+        }
+    }
+}
+
+/// CPU limits are enforced over periods of this length, as the kernel's CFS quota.
+const CPU_PERIOD: Duration = Duration::from_millis(100);
+
+/// Runs a guest's future, charging the time spent polling it (the guest runs only
+/// inside `poll`, at most one epoch tick at a time) to its [`Usage`], and with a CPU
+/// limit, parking it for the rest of the period once its quota is used.
+struct Metered<'a, T> {
+    run: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
+    usage: Arc<Usage>,
+    quota: Option<Duration>,
+    period_start: Instant,
+    used_in_period: Duration,
+    throttle: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a, T> Metered<'a, T> {
+    fn new(
+        run: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
+        usage: Arc<Usage>,
+        millicores: Option<u64>,
+    ) -> Self {
+        let quota = millicores.map(|m| CPU_PERIOD.mul_f64(m.max(1) as f64 / 1000.0));
+        Metered {
+            run,
+            usage,
+            quota,
+            period_start: Instant::now(),
+            used_in_period: Duration::ZERO,
+            throttle: None,
+        }
+    }
+}
+
+impl<T> Future for Metered<'_, T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if let Some(sleep) = self.throttle.as_mut() {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.throttle = None;
+        }
+        let start = Instant::now();
+        if start.duration_since(self.period_start) >= CPU_PERIOD {
+            self.period_start = start;
+            self.used_in_period = Duration::ZERO;
+        }
+        let out = self.run.as_mut().poll(cx);
+        let spent = start.elapsed();
+        self.usage.cpu_nanos.fetch_add(
+            u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.used_in_period += spent;
+        if out.is_pending()
+            && let Some(quota) = self.quota
+            && self.used_in_period >= quota
+        {
+            // Over quota: sit out the rest of this period (and of any periods the
+            // overshoot borrowed from), then run again.
+            let owed = self.used_in_period.as_secs_f64() / quota.as_secs_f64();
+            let resume = self.period_start + CPU_PERIOD.mul_f64(owed.floor().max(1.0));
+            self.period_start = resume;
+            self.used_in_period = Duration::ZERO;
+            let mut sleep = Box::pin(tokio::time::sleep_until(resume.into()));
+            if sleep.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            } else {
+                self.throttle = Some(sleep);
+            }
+        }
+        out
+    }
+}
+
+/// A log file as a guest's stdout or stderr.
+pub fn log_file(path: &std::path::Path) -> Output {
+    match std::fs::File::create(path) {
+        Ok(f) => Box::new(wasmtime_wasi::cli::OutputFile::new(f)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot create the log file");
+            Box::new(tokio::io::empty())
         }
     }
 }
@@ -336,9 +506,13 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            stdout: std::fs::File::create(&out).expect("stdout"),
-            stderr: std::fs::File::create(&err).expect("stderr"),
+            stdin: None,
+            stdout: log_file(&out),
+            stderr: log_file(&err),
+            cwd: None,
             memory_limit,
+            cpu_limit: None,
+            usage: Arc::default(),
             mounts: Vec::new(),
         };
         (

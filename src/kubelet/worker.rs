@@ -17,6 +17,7 @@ use super::events::{Kind, Recorder};
 use super::images;
 use super::pods::Kubelet;
 use super::runtime::{Exit, Spec};
+use super::sandbox::{Prepared, Sandbox};
 use super::volumes::Volumes;
 use crate::api::clock::now;
 use crate::api::quantity::Quantity;
@@ -139,25 +140,29 @@ fn set(state: &Mutex<PodState>, i: usize, f: impl FnOnce(&mut ContainerStatus)) 
 
 /// argv: `command` (else the image's own name) followed by `args`.
 fn argv(c: &Container) -> Vec<String> {
-    let image_name = c
-        .image
-        .as_deref()
-        .unwrap_or("")
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .split(':')
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let image_name = program(c.image.as_deref().unwrap_or(""));
     let mut argv = c.command.clone().unwrap_or_else(|| vec![image_name]);
     argv.extend(c.args.clone().unwrap_or_default());
     argv
 }
 
+fn limit(c: &Container, resource: &str) -> Option<Quantity> {
+    let q = c.resources.as_ref()?.limits.as_ref()?.get(resource)?;
+    Quantity::parse(&q.0)
+}
+
 fn memory_limit(c: &Container) -> Option<usize> {
-    let q = c.resources.as_ref()?.limits.as_ref()?.get("memory")?;
-    usize::try_from(Quantity::parse(&q.0)?.ceil_units()).ok()
+    usize::try_from(limit(c, "memory")?.ceil_units()).ok()
+}
+
+fn cpu_limit(c: &Container) -> Option<u64> {
+    u64::try_from(limit(c, "cpu")?.ceil_millis()).ok()
+}
+
+/// The program name of an image: `minke/hello:v1` → `hello`.
+fn program(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or("");
+    last.split([':', '@']).next().unwrap_or("").to_string()
 }
 
 /// What every container task of one pod shares.
@@ -170,6 +175,7 @@ struct PodCtx {
     volumes: Arc<Volumes>,
     /// Set (to the grace period) when the pod is being deleted.
     stopping: watch::Receiver<Option<Duration>>,
+    sandbox: Arc<Sandbox>,
 }
 
 /// Resolves once the pod is being deleted.
@@ -188,6 +194,7 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         policy,
         volumes,
         stopping,
+        sandbox,
     } = &*ctx;
     let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -278,22 +285,27 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             return;
         }
     };
+    let prepared = Prepared {
+        compiled: compiled.clone(),
+        program: program(&image),
+        env: env.clone(),
+        mounts: mounts.clone(),
+        cwd: c.working_dir.clone(),
+        memory_limit: memory_limit(&c),
+        cpu_limit: cpu_limit(&c),
+    };
+    sandbox.prepare(&c.name, prepared.clone());
+    let usage = sandbox.usage(&c.name);
     let mut backoff = FIRST_BACKOFF;
     loop {
         let restarts = state.lock().map(|s| s.containers[i].restarts).unwrap_or(0);
         let path = crate::apiserver::log_path(&k.logs_dir, &pod_json, &c.name, restarts);
-        let files = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .and_then(Result::ok)
-            .and_then(|()| {
-                let out = std::fs::File::create(&path).ok()?;
-                let err = out.try_clone().ok()?;
-                Some((out, err))
-            });
-        let Some((stdout, stderr)) = files else {
-            tracing::warn!(pod = %name, path = %path.display(), "cannot create the log file");
-            return;
+        let (stdout, stderr) = match super::logs::create(&path) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(pod = %name, path = %path.display(), error = %e, "cannot create the log file");
+                return;
+            }
         };
         event(
             Kind::Normal,
@@ -314,12 +326,16 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         });
         report(api, &name, state, &policy).await;
         let spec = Spec {
-            mounts: mounts.clone(),
+            mounts: prepared.mounts.clone(),
             argv: argv.clone(),
-            env: env.clone(),
+            env: prepared.env.clone(),
+            stdin: None,
             stdout,
             stderr,
-            memory_limit: memory_limit(&c),
+            cwd: prepared.cwd.clone(),
+            memory_limit: prepared.memory_limit,
+            cpu_limit: prepared.cpu_limit,
+            usage: usage.clone(),
         };
         // Guests cannot be signalled: a container being deleted is stopped at once
         // (well within its grace period), as the kubelet's SIGKILL would.
@@ -421,6 +437,8 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         pod.metadata.uid.clone().unwrap_or_default()
     ));
     let volumes = Arc::new(Volumes::new(&pod, &pod_dir));
+    let sandbox = Arc::new(Sandbox::new(&pod));
+    let _registered = k.sandboxes.open(&uid(&pod), sandbox.clone());
     // Volumes must be in place before any container starts; a missing ConfigMap or
     // Secret keeps the pod in ContainerCreating until it appears.
     let deleting = stopped(stopping.clone());
@@ -468,6 +486,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         policy: policy.clone(),
         volumes: volumes.clone(),
         stopping: stopping.clone(),
+        sandbox,
     });
     let tasks: Vec<_> = spec
         .containers
@@ -496,6 +515,10 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
     if stopping.borrow().is_some() {
         super::pods::finish_deletion(&k.client, &ctx.pod).await;
     }
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
 }
 
 /// Aborts a task when dropped, so a pod's container tasks stop with its worker.

@@ -13,6 +13,7 @@ use crate::api::error::ApiError;
 use crate::apiserver::Shared;
 use crate::apiserver::objects::now;
 use crate::apiserver::response::{self, Body};
+use crate::kubelet::logs::{self, View};
 
 /// `POST pods/NAME/binding`: set `spec.nodeName` once and mark the pod scheduled.
 pub(super) async fn bind(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
@@ -110,17 +111,32 @@ fn pick_container(pod: &Value, asked: Option<&str>, name: &str) -> Result<String
     }
 }
 
-fn tail(text: &str, lines: Option<u64>) -> String {
-    match lines {
-        None => text.to_string(),
-        Some(n) => {
-            let all: Vec<&str> = text.lines().collect();
-            let skip = all
-                .len()
-                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
-            all[skip..].iter().map(|l| format!("{l}\n")).collect()
+/// What the query asks of the log: timestamps, since, tail, byte limit.
+fn log_view(r: &Req) -> Result<View, ApiError> {
+    let since = match (r.query.number("sinceSeconds")?, r.query.get("sinceTime")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "at most one of sinceTime or sinceSeconds may be specified",
+            ));
         }
-    }
+        (Some(secs), None) => jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(
+                i64::try_from(secs).unwrap_or(i64::MAX),
+            ))
+            .ok(),
+        (None, Some(t)) => Some(t.parse::<jiff::Timestamp>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "sinceTime: Invalid value: \"{t}\": must be RFC 3339"
+            ))
+        })?),
+        (None, None) => None,
+    };
+    Ok(View {
+        timestamps: r.query.flag("timestamps"),
+        since,
+        tail: r.query.number("tailLines")?,
+        limit_bytes: r.query.number("limitBytes")?,
+    })
 }
 
 /// `GET pods/NAME/log`: the current (or `previous`) run's output; `follow` streams
@@ -161,15 +177,19 @@ pub(super) async fn log(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> 
         restarts
     };
     let path = log_path(&dir, &pod, &container, run);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let first = tail(&text, r.query.number("tailLines")?);
+    let view = log_view(&r)?;
+    let bytes = std::fs::read(&path).unwrap_or_default();
+    let mut offset = logs::complete(&bytes);
+    let first = logs::render(&String::from_utf8_lossy(&bytes[..offset]), &view);
     if !r.query.flag("follow") || previous {
         return Ok(response::text(200, first));
     }
+    // Following: only new lines from here on, whatever the tail asked for.
+    let view = View { tail: None, ..view };
+    let render = move |new: &[u8]| Bytes::from(logs::render(&String::from_utf8_lossy(new), &view));
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let _ = tx.try_send(Bytes::from(first));
     let (store, key, shutdown) = (s.store.clone(), r.key(), s.shutdown.clone());
-    let mut offset = text.len();
     s.tasks.spawn(async move {
         loop {
             tokio::select! {
@@ -178,15 +198,12 @@ pub(super) async fn log(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> 
                 () = tx.closed() => break,
             }
             let bytes = std::fs::read(&path).unwrap_or_default();
-            if bytes.len() > offset {
-                if tx
-                    .send(Bytes::copy_from_slice(&bytes[offset..]))
-                    .await
-                    .is_err()
-                {
+            let end = offset + logs::complete(bytes.get(offset..).unwrap_or_default());
+            if end > offset {
+                if tx.send(render(&bytes[offset..end])).await.is_err() {
                     break;
                 }
-                offset = bytes.len();
+                offset = end;
             }
             let running = store.get(&key).ok().flatten().is_some_and(|(_, p)| {
                 container_status(&p, &container)
@@ -196,8 +213,8 @@ pub(super) async fn log(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> 
             if !running {
                 // One last read after the container stopped, then end the stream.
                 let bytes = std::fs::read(&path).unwrap_or_default();
-                if bytes.len() > offset {
-                    let _ = tx.send(Bytes::copy_from_slice(&bytes[offset..])).await;
+                if let Some(rest) = bytes.get(offset..).filter(|r| !r.is_empty()) {
+                    let _ = tx.send(render(rest)).await;
                 }
                 break;
             }

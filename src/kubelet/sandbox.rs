@@ -1,0 +1,128 @@
+//! Pod sandboxes: what the kubelet knows about each pod it runs beyond its status —
+//! every container's prepared run (component, env, mounts, limits) so `exec` can
+//! start a fresh instance in the same sandbox, and every container's resource
+//! [`Usage`] for metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::runtime::{Compiled, Usage};
+use super::volumes::Mount;
+
+/// A container ready to run (or running): what a new instance of it gets.
+#[derive(Clone)]
+pub struct Prepared {
+    /// The container's own component.
+    pub compiled: Compiled,
+    /// The program name of the container's image (`minke/hello` → `hello`).
+    pub program: String,
+    /// Its environment.
+    pub env: Vec<(String, String)>,
+    /// Its volumes.
+    pub mounts: Vec<Mount>,
+    /// `workingDir`.
+    pub cwd: Option<String>,
+    /// Memory limit in bytes.
+    pub memory_limit: Option<usize>,
+    /// CPU limit in millicores.
+    pub cpu_limit: Option<u64>,
+}
+
+/// One pod's sandbox.
+#[derive(Default)]
+pub struct Sandbox {
+    /// Namespace of the pod.
+    pub namespace: String,
+    /// Name of the pod.
+    pub name: String,
+    /// Labels of the pod (metrics carry them).
+    pub labels: std::collections::BTreeMap<String, String>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    usage: Mutex<Vec<(String, Arc<Usage>)>>,
+}
+
+impl Sandbox {
+    /// A sandbox for a pod.
+    pub fn new(pod: &k8s_openapi::api::core::v1::Pod) -> Sandbox {
+        Sandbox {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            ..Sandbox::default()
+        }
+    }
+
+    /// Record that `container` is ready to run as `p`.
+    pub fn prepare(&self, container: &str, p: Prepared) {
+        if let Ok(mut m) = self.prepared.lock() {
+            m.insert(container.to_string(), p);
+        }
+    }
+
+    /// The prepared run of a container, once it has one.
+    pub fn prepared(&self, container: &str) -> Option<Prepared> {
+        self.prepared.lock().ok()?.get(container).cloned()
+    }
+
+    /// The usage account of a container (created on first use; kept across restarts).
+    pub fn usage(&self, container: &str) -> Arc<Usage> {
+        let Ok(mut all) = self.usage.lock() else {
+            return Arc::default();
+        };
+        if let Some((_, u)) = all.iter().find(|(n, _)| n == container) {
+            return u.clone();
+        }
+        let u = Arc::new(Usage::default());
+        all.push((container.to_string(), u.clone()));
+        u
+    }
+
+    /// Every container's usage account, in the order they were created.
+    pub fn usages(&self) -> Vec<(String, Arc<Usage>)> {
+        self.usage.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+}
+
+/// Every sandbox of a kubelet, by pod uid.
+#[derive(Default)]
+pub struct Sandboxes(Mutex<HashMap<String, Arc<Sandbox>>>);
+
+impl Sandboxes {
+    /// Register a pod's sandbox; it is removed when the returned guard drops.
+    pub fn open(self: &Arc<Self>, uid: &str, sandbox: Arc<Sandbox>) -> Registered {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(uid.to_string(), sandbox);
+        }
+        Registered {
+            all: self.clone(),
+            uid: uid.to_string(),
+        }
+    }
+
+    /// The sandbox of the pod with this uid.
+    pub fn get(&self, uid: &str) -> Option<Arc<Sandbox>> {
+        self.0.lock().ok()?.get(uid).cloned()
+    }
+
+    /// All sandboxes.
+    pub fn all(&self) -> Vec<Arc<Sandbox>> {
+        self.0
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Removes a sandbox from its kubelet when the pod's worker ends.
+pub struct Registered {
+    all: Arc<Sandboxes>,
+    uid: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.all.0.lock() {
+            m.remove(&self.uid);
+        }
+    }
+}
