@@ -4,7 +4,11 @@
 //!
 //! Applets: ls [-l] [-a] [PATH…], cat FILE…, echo [-n] ARG…, env, sleep SECONDS,
 //! date, hostname, pwd, true, false, mkdir [-p] DIR…, write FILE TEXT…, head [-n N] FILE,
-//! wc FILE…, sh -c "CMD ARGS" (runs one applet; no shell syntax), loop SECONDS APPLET ARGS….
+//! wc FILE…, sh -c "CMD ARGS" (runs one applet; no shell syntax), loop SECONDS APPLET ARGS…,
+//! and the network applets of `net.rs`: nslookup NAME, wget [-q] [-O FILE] [-T SEC] URL,
+//! http-get URL.
+
+mod net;
 
 use std::io::Write;
 use std::path::Path;
@@ -157,6 +161,9 @@ fn run(applet: &str, args: &[String]) -> ExitCode {
             println!("{}", std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| "/".into()));
             ExitCode::SUCCESS
         }
+        "nslookup" => net::nslookup(args),
+        "wget" => net::wget(args),
+        "http-get" => net::http_get(args),
         "true" => ExitCode::SUCCESS,
         "false" => ExitCode::FAILURE,
         "mkdir" => {
@@ -204,7 +211,7 @@ fn run(applet: &str, args: &[String]) -> ExitCode {
         "toolbox" => match args.split_first() {
             Some((a, rest)) => run(a, rest),
             None => {
-                println!("toolbox applets: ls cat head wc echo env printenv sleep date hostname pwd true false mkdir write sh loop");
+                println!("toolbox applets: ls cat head wc echo env printenv sleep date hostname pwd true false mkdir write sh loop nslookup wget http-get");
                 ExitCode::SUCCESS
             }
         },
