@@ -213,6 +213,10 @@ impl ClusterBuilder {
             runtime,
             logs.path().to_path_buf(),
         );
+        api.nodes().register(
+            &kubelet.node,
+            Arc::new(crate::kubelet::exec::Agent(Arc::downgrade(&kubelet))),
+        );
         controllers::spawn(
             "kubelet",
             &tasks,

@@ -151,3 +151,140 @@ async fn unscheduled_and_finished_pods_are_deleted_at_once() {
     assert_eq!(out.trim(), "pod \"done\" deleted");
     c.fails(&["get", "pod", "done"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_runs_toolbox_applets_in_the_pod_sandbox() {
+    let c = TestCluster::start().await;
+    c.ok_stdin(&["apply", "-f", &common::example("pod-config.yaml")], "")
+        .await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/config-demo", WAIT])
+        .await;
+    let env = c.ok(&["exec", "config-demo", "--", "env"]).await;
+    assert!(env.contains("HOSTNAME=config-demo"), "{env}");
+    let ls = c
+        .ok(&["exec", "config-demo", "--", "ls", "/etc/config"])
+        .await;
+    assert!(ls.contains("game.properties"), "{ls}");
+    // stdin reaches the command; its exit code comes back as kubectl's.
+    let out = c
+        .kubectl_with(
+            &["exec", "-i", "config-demo", "--", "cat"],
+            Some("typed in\n"),
+            &[],
+        )
+        .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "typed in\n");
+    let out = c
+        .kubectl(&["exec", "config-demo", "--", "cat", "/etc/passwd"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cat: /etc/passwd")
+            && stderr.contains("command terminated with exit code 1"),
+        "{stderr}"
+    );
+    let missing = c
+        .fails(&["exec", "config-demo", "-c", "nope", "--", "ls"])
+        .await;
+    assert!(
+        missing.contains("container nope is not valid for pod config-demo"),
+        "{missing}"
+    );
+}
+
+/// Millicores from a `kubectl top` row's CPU column (`198m`, or `1` for a core).
+fn millicores(row: &str) -> Option<u64> {
+    let cpu = row.split_whitespace().nth(1)?;
+    match cpu.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => cpu.parse::<u64>().ok().map(|c| c * 1000),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_limit_holds_a_spinner_near_its_share_in_kubectl_top() {
+    let c = TestCluster::start().await;
+    c.ok(&[
+        "run",
+        "spin",
+        "--image=minke/spinner",
+        "--overrides={\"spec\":{\"containers\":[{\"name\":\"spin\",\"image\":\"minke/spinner\",\"resources\":{\"limits\":{\"cpu\":\"200m\",\"memory\":\"64Mi\"}}}]}}",
+    ])
+    .await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/spin", WAIT])
+        .await;
+    // Metrics need two samples; then average a few windows so one busy moment of
+    // the test machine does not decide.
+    let mut first = None;
+    for _ in 0..100 {
+        let out = c.kubectl(&["top", "pod", "spin", "--no-headers"]).await;
+        first = millicores(&String::from_utf8_lossy(&out.stdout));
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut samples = vec![first.expect("metrics for the pod within 20s")];
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let row = c.ok(&["top", "pod", "spin", "--no-headers"]).await;
+        samples.push(millicores(&row).unwrap_or(0));
+    }
+    let mean = samples.iter().sum::<u64>() / samples.len() as u64;
+    assert!(
+        (100..=300).contains(&mean),
+        "a 200m limit should hold the spinner near 0.2 core, saw {samples:?}m"
+    );
+    let containers = c
+        .ok(&["top", "pod", "spin", "--containers", "--no-headers"])
+        .await;
+    assert!(
+        containers.starts_with("spin") && containers.contains("Mi"),
+        "{containers}"
+    );
+    let node = c.ok(&["top", "node", "--no-headers"]).await;
+    assert!(node.contains('%') && node.contains("Mi"), "{node}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_component_is_served_ready_and_answers_through_the_pod_proxy() {
+    let c = TestCluster::start().await;
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"echo"},
+        "spec":{"containers":[{"name":"echo","image":"minke/echo","ports":[{"containerPort":8080}],
+        "env":[{"name":"ECHO_TEXT","value":"hi"}]}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], pod).await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/echo", WAIT])
+        .await;
+    let answer = c
+        .ok(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/echo:8080/proxy/some/path?x=1",
+        ])
+        .await;
+    assert!(answer.contains("text: hi"), "{answer}");
+    assert!(answer.contains("method: GET"), "{answer}");
+    assert!(answer.contains("path: /some/path?x=1"), "{answer}");
+    assert!(answer.contains("pod: echo"), "{answer}");
+    let health = c
+        .ok(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/echo/proxy/healthz",
+        ])
+        .await;
+    assert_eq!(health, "ok\n");
+    // Each request is logged by the component to the container's log.
+    let logs = eventually(&c, &["logs", "echo"], |l| l.contains("GET /healthz 200")).await;
+    assert!(logs.contains("GET /some/path"), "{logs}");
+    let closed = c
+        .fails(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/echo:9999/proxy/",
+        ])
+        .await;
+    assert!(closed.contains("connection refused"), "{closed}");
+    c.ok(&["delete", "pod", "echo", WAIT]).await;
+}

@@ -205,7 +205,7 @@ fn builtins() -> Vec<ResourceType> {
         core::Node => "" "v1" "nodes" "Node" false ["no"] [] ["status"];
         core::PersistentVolumeClaim => "" "v1" "persistentvolumeclaims" "PersistentVolumeClaim" true ["pvc"] [] ["status"];
         core::PersistentVolume => "" "v1" "persistentvolumes" "PersistentVolume" false ["pv"] [] ["status"];
-        core::Pod => "" "v1" "pods" "Pod" true ["po"] ["all"] ["status", "binding", "log"];
+        core::Pod => "" "v1" "pods" "Pod" true ["po"] ["all"] ["status", "binding", "log", "exec", "proxy"];
         core::PodTemplate => "" "v1" "podtemplates" "PodTemplate" true [] [] [];
         core::ReplicationController => "" "v1" "replicationcontrollers" "ReplicationController" true ["rc"] ["all"] ["status", "scale"];
         core::ResourceQuota => "" "v1" "resourcequotas" "ResourceQuota" true ["quota"] [] ["status"];

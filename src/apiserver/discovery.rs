@@ -60,12 +60,19 @@ fn group_doc(name: &str, versions: &[String]) -> Value {
 
 /// `GET /apis`.
 pub(crate) fn group_list(s: &Shared) -> Value {
-    let groups: Vec<Value> = groups(s).iter().map(|(g, vs)| group_doc(g, vs)).collect();
+    let mut groups: Vec<Value> = groups(s).iter().map(|(g, vs)| group_doc(g, vs)).collect();
+    groups.push(super::metrics::group_doc());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/G`.
 pub(crate) fn group(s: &Shared, name: &str) -> Result<Value, ApiError> {
+    if name == super::metrics::GROUP {
+        let mut doc = super::metrics::group_doc();
+        doc["kind"] = json!("APIGroup");
+        doc["apiVersion"] = json!("v1");
+        return Ok(doc);
+    }
     let (g, vs) = groups(s)
         .into_iter()
         .find(|(g, _)| g == name)
@@ -113,6 +120,14 @@ fn subresource_entry(t: &ResourceType, sub: &str) -> Value {
             e["verbs"] = json!(["create"]);
         }
         "log" => e["verbs"] = json!(["get"]),
+        "exec" => {
+            e["kind"] = json!("PodExecOptions");
+            e["verbs"] = json!(["create", "get"]);
+        }
+        "proxy" => {
+            e["kind"] = json!("PodProxyOptions");
+            e["verbs"] = json!(["create", "delete", "get", "patch", "update"]);
+        }
         _ => {}
     }
     e
@@ -125,6 +140,9 @@ pub(crate) fn resource_list(s: &Shared, group: &str, version: &str) -> Result<Va
         .iter()
         .filter(|t| t.group == group && t.version == version)
         .collect();
+    if group == super::metrics::GROUP && version == super::metrics::VERSION {
+        return Ok(super::metrics::resource_list());
+    }
     if types.is_empty() {
         return Err(ApiError::path_not_found());
     }

@@ -10,6 +10,8 @@ mod crd;
 mod discovery;
 mod handlers;
 mod inprocess;
+mod metrics;
+pub mod nodes;
 mod objects;
 mod openapi;
 mod request;
@@ -69,6 +71,8 @@ pub(crate) struct Shared {
     pub openapi: openapi::Cache,
     /// Serializes Service creates so ClusterIPs and NodePorts are allocated once.
     pub allocations: tokio::sync::Mutex<()>,
+    /// The kubelets, for exec and metrics.
+    pub nodes: Arc<nodes::Nodes>,
 }
 
 /// The API server; cheap to clone.
@@ -103,9 +107,15 @@ impl ApiServer {
             tasks,
             openapi: openapi::Cache::default(),
             allocations: tokio::sync::Mutex::new(()),
+            nodes: Arc::default(),
         });
         crd::register_existing(&shared)?;
         Ok(ApiServer { shared })
+    }
+
+    /// The node agents (kubelets) this server streams exec and metrics from.
+    pub fn nodes(&self) -> &nodes::Nodes {
+        &self.shared.nodes
     }
 
     /// The store behind this server.
@@ -188,6 +198,9 @@ impl ApiServer {
                 .v3(&s.registry, &group, &version)
                 .map(|v| response::json(200, &v))
                 .ok_or_else(ApiError::path_not_found),
+            request::Route::Resource(target) if target.group == metrics::GROUP => {
+                metrics::handle(s, &target, &query)
+            }
             request::Route::Resource(target) => {
                 handlers::resource(s, parts, target, query, body).await
             }

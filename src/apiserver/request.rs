@@ -45,13 +45,13 @@ fn target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
             name: name.map(|s| s.to_string()),
             sub: sub.map(|s| s.to_string()),
         };
+    // `NAME/proxy/...` carries a path of its own after the subresource.
+    let fits = |more: &[&str]| more.len() <= 2 || more.get(1) == Some(&"proxy");
     match rest {
         ["namespaces", ns, resource, more @ ..] if !NAMESPACE_SUBRESOURCES.contains(resource) => {
-            (more.len() <= 2).then(|| t(resource, Some(ns), more.first(), more.get(1)))
+            fits(more).then(|| t(resource, Some(ns), more.first(), more.get(1)))
         }
-        [resource, more @ ..] if more.len() <= 2 => {
-            Some(t(resource, None, more.first(), more.get(1)))
-        }
+        [resource, more @ ..] if fits(more) => Some(t(resource, None, more.first(), more.get(1))),
         _ => None,
     }
 }

@@ -11,8 +11,10 @@ const BUILTINS: &[(&str, &[u8])] = &[
         "crasher",
         include_bytes!("../../guests/crasher/crasher.wasm"),
     ),
+    ("echo", include_bytes!("../../guests/echo/echo.wasm")),
     ("hello", include_bytes!("../../guests/hello/hello.wasm")),
     ("hog", include_bytes!("../../guests/hog/hog.wasm")),
+    ("kv", include_bytes!("../../guests/kv/kv.wasm")),
     (
         "spinner",
         include_bytes!("../../guests/spinner/spinner.wasm"),

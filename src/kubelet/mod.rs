@@ -5,12 +5,16 @@
 
 mod env;
 mod events;
+pub mod exec;
 pub mod images;
 mod lease;
+mod limits;
 pub mod logs;
+pub mod metrics;
 pub mod pods;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
 mod volumes;
 mod worker;
 

@@ -30,6 +30,8 @@ pub struct Kubelet {
     pub logs_dir: PathBuf,
     /// The sandboxes of the pods running here (exec and metrics use them).
     pub sandboxes: Arc<Sandboxes>,
+    /// Resource usage rates for metrics.k8s.io.
+    pub metrics: super::metrics::Metrics,
     workers: Mutex<HashMap<String, Worker>>,
     binding: Mutex<HashSet<String>>,
 }
@@ -56,6 +58,7 @@ impl Kubelet {
             runtime,
             logs_dir,
             sandboxes: Arc::default(),
+            metrics: super::metrics::Metrics::default(),
             workers: Mutex::new(HashMap::new()),
             binding: Mutex::new(HashSet::new()),
         })
@@ -235,6 +238,7 @@ pub async fn run(k: Arc<Kubelet>) {
     tokio::select! {
         () = heartbeat => {}
         () = follow(k.clone()) => {}
+        () = super::metrics::run(k.clone()) => {}
     }
 }
 

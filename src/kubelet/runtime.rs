@@ -6,12 +6,9 @@
 //! stdio, no network (sockets come with the virtual pod network).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -20,6 +17,8 @@ use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Runtime failures (compiling or instantiating; a guest's own failure is an [`Exit`]).
 #[derive(Debug, thiserror::Error)]
@@ -60,119 +59,50 @@ impl Exit {
     }
 }
 
+pub use super::limits::Usage;
+use super::limits::{MemoryLimit, Metered};
+
 /// A guest's stdin (a pipe for `kubectl exec`; none for containers).
 pub type Stdin = Box<dyn StdinStream + Sync>;
 /// Where a guest's stdout or stderr goes (a log file, or an exec stream).
 pub type Output = Box<dyn StdoutStream + Sync>;
 
-/// What one container run gets.
-pub struct Spec {
+/// What every instance of a container gets, whatever its stdio.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
     /// argv, program name first.
     pub argv: Vec<String>,
     /// Environment variables.
     pub env: Vec<(String, String)>,
+    /// The initial working directory (`workingDir`).
+    pub cwd: Option<String>,
+    /// Most linear memory an instance may use, in bytes.
+    pub memory_limit: Option<usize>,
+    /// CPU limit in millicores: the container runs at most that share of one core.
+    pub cpu_limit: Option<u64>,
+    /// Where CPU time and memory are accounted (for metrics).
+    pub usage: Arc<Usage>,
+    /// Host dirs the guest sees (its volumes); nothing else of the host is visible.
+    pub mounts: Vec<super::volumes::Mount>,
+}
+
+/// One run: the context plus stdio.
+pub struct Spec {
+    /// What the instance gets.
+    pub ctx: Context,
     /// stdin, if any (else the guest reads end-of-file).
     pub stdin: Option<Stdin>,
     /// Where stdout goes.
     pub stdout: Output,
     /// Where stderr goes.
     pub stderr: Output,
-    /// The initial working directory (`workingDir`).
-    pub cwd: Option<String>,
-    /// Most linear memory the guest may use, in bytes.
-    pub memory_limit: Option<usize>,
-    /// CPU limit in millicores: the guest runs at most that share of one core.
-    pub cpu_limit: Option<u64>,
-    /// Where the run's CPU time and memory are accounted (for metrics).
-    pub usage: Arc<Usage>,
-    /// Host dirs the guest sees (its volumes); nothing else of the host is visible.
-    pub mounts: Vec<super::volumes::Mount>,
 }
 
 impl std::fmt::Debug for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Spec")
-            .field("argv", &self.argv)
-            .field("memory_limit", &self.memory_limit)
-            .field("cpu_limit", &self.cpu_limit)
+            .field("ctx", &self.ctx)
             .finish_non_exhaustive()
-    }
-}
-
-/// A container's resource use: CPU time (cumulative) and linear memory (current),
-/// shared across its restarts; the kubelet's metrics read it.
-#[derive(Debug, Default)]
-pub struct Usage {
-    cpu_nanos: AtomicU64,
-    memory_bytes: AtomicU64,
-}
-
-impl Usage {
-    /// CPU time the guest has used, in nanoseconds (all runs).
-    pub fn cpu_nanos(&self) -> u64 {
-        self.cpu_nanos.load(Ordering::Relaxed)
-    }
-
-    /// Linear memory the running guest holds, in bytes (0 when not running).
-    pub fn memory_bytes(&self) -> u64 {
-        self.memory_bytes.load(Ordering::Relaxed)
-    }
-}
-
-/// Denies memory growth past the limit (all of a guest's memories together),
-/// remembers that it did, and accounts what the guest holds.
-struct MemoryLimit {
-    max: Option<usize>,
-    hit: bool,
-    held: usize,
-    usage: Arc<Usage>,
-}
-
-impl MemoryLimit {
-    fn new(max: Option<usize>, usage: Arc<Usage>) -> MemoryLimit {
-        usage.memory_bytes.store(0, Ordering::Relaxed);
-        MemoryLimit {
-            max,
-            hit: false,
-            held: 0,
-            usage,
-        }
-    }
-}
-
-impl Drop for MemoryLimit {
-    fn drop(&mut self) {
-        // The instance is gone with its store: it holds no memory any more.
-        self.usage.memory_bytes.store(0, Ordering::Relaxed);
-    }
-}
-
-impl wasmtime::ResourceLimiter for MemoryLimit {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let held = self.held.saturating_add(desired.saturating_sub(current));
-        if self.max.is_some_and(|m| held > m) {
-            self.hit = true;
-            return Ok(false);
-        }
-        self.held = held;
-        self.usage
-            .memory_bytes
-            .store(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(true)
     }
 }
 
@@ -197,11 +127,22 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(&[1, 0, 0, 0])
 }
 
-/// Per-instance state.
-struct Guest {
+/// Per-instance state of a component.
+pub struct Guest {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     limit: MemoryLimit,
+}
+
+impl WasiHttpView for Guest {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
 }
 
 impl WasiView for Guest {
@@ -255,6 +196,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
         let mut core_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |g: &mut CoreGuest| &mut g.wasi)
             .map_err(|e| Error::Engine(e.to_string()))?;
@@ -299,22 +242,29 @@ impl Runtime {
         Ok(c)
     }
 
-    /// Run a compiled image to completion: a component's `wasi:cli/run`, or a core
-    /// module's `_start`.
-    pub async fn run(&self, compiled: &Compiled, spec: Spec) -> Result<Exit> {
+    /// The WASI context of an instance: its argv, env, cwd and mounts, and stdio.
+    fn wasi(
+        ctx: &Context,
+        stdin: Option<Stdin>,
+        stdout: Output,
+        stderr: Output,
+    ) -> Result<WasiCtxBuilder> {
         let mut builder = WasiCtxBuilder::new();
         builder
-            .args(&spec.argv)
-            .envs(&spec.env)
-            .stdout(spec.stdout)
-            .stderr(spec.stderr);
-        if let Some(stdin) = spec.stdin {
+            .args(&ctx.argv)
+            .envs(&ctx.env)
+            .stdout(stdout)
+            .stderr(stderr)
+            // Name lookups and outgoing HTTP reach the host's network until the
+            // virtual pod network lands; raw sockets stay closed.
+            .allow_ip_name_lookup(true);
+        if let Some(stdin) = stdin {
             builder.stdin(stdin);
         }
-        if let Some(cwd) = &spec.cwd {
+        if let Some(cwd) = &ctx.cwd {
             builder.initial_cwd(cwd);
         }
-        for m in &spec.mounts {
+        for m in &ctx.mounts {
             let perms = if m.read_only {
                 wasmtime_wasi::FsPerms::ReadOnly
             } else {
@@ -330,18 +280,61 @@ impl Runtime {
                     ))
                 })?;
         }
-        let limit = MemoryLimit::new(spec.memory_limit, spec.usage.clone());
-        let (usage, cpu_limit) = (spec.usage.clone(), spec.cpu_limit);
+        Ok(builder)
+    }
+
+    /// A store for one component instance, limited and metered as `ctx` says.
+    pub(super) fn store(&self, ctx: &Context, wasi: WasiCtx) -> Store<Guest> {
+        let guest = Guest {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limit: MemoryLimit::new(ctx.memory_limit, ctx.usage.clone()),
+        };
+        let mut store = Store::new(&self.engine, guest);
+        store.limiter(|g| &mut g.limit);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Whether a compiled image is an HTTP component (it exports
+    /// `wasi:http/incoming-handler`): it is served rather than run.
+    pub fn is_http(&self, compiled: &Compiled) -> bool {
+        let Compiled::Component(c) = compiled else {
+            return false;
+        };
+        c.component_type()
+            .exports(&self.engine)
+            .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@"))
+    }
+
+    /// Pre-instantiate an HTTP component for serving.
+    pub(super) fn proxy(&self, component: &Component) -> Result<ProxyPre<Guest>> {
+        self.linker
+            .instantiate_pre(component)
+            .and_then(ProxyPre::new)
+            .map_err(|e| Error::Instantiate(format!("{e:#}")))
+    }
+
+    /// The WASI context of one instance of a served component.
+    pub(super) fn serving_wasi(ctx: &Context, stdout: Output, stderr: Output) -> Result<WasiCtx> {
+        Ok(Self::wasi(ctx, None, stdout, stderr)?.build())
+    }
+
+    /// Run a compiled image to completion: a component's `wasi:cli/run`, or a core
+    /// module's `_start`.
+    pub async fn run(&self, compiled: &Compiled, spec: Spec) -> Result<Exit> {
+        let Spec {
+            ctx,
+            stdin,
+            stdout,
+            stderr,
+        } = spec;
+        let mut builder = Self::wasi(&ctx, stdin, stdout, stderr)?;
+        let (usage, cpu_limit) = (ctx.usage.clone(), ctx.cpu_limit);
         match compiled {
             Compiled::Component(component) => {
-                let guest = Guest {
-                    wasi: builder.build(),
-                    table: ResourceTable::new(),
-                    limit,
-                };
-                let mut store = Store::new(&self.engine, guest);
-                store.limiter(|g| &mut g.limit);
-                store.epoch_deadline_async_yield_and_update(1);
+                let mut store = self.store(&ctx, builder.build());
                 let command = Command::instantiate_async(&mut store, component, &self.linker)
                     .await
                     .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
@@ -363,7 +356,7 @@ impl Runtime {
                     &self.engine,
                     CoreGuest {
                         wasi: builder.build_p1(),
-                        limit,
+                        limit: MemoryLimit::new(ctx.memory_limit, ctx.usage.clone()),
                     },
                 );
                 store.limiter(|g| &mut g.limit);
@@ -386,82 +379,6 @@ impl Runtime {
                 })
             }
         }
-    }
-}
-
-/// CPU limits are enforced over periods of this length, as the kernel's CFS quota.
-const CPU_PERIOD: Duration = Duration::from_millis(100);
-
-/// Runs a guest's future, charging the time spent polling it (the guest runs only
-/// inside `poll`, at most one epoch tick at a time) to its [`Usage`], and with a CPU
-/// limit, parking it for the rest of the period once its quota is used.
-struct Metered<'a, T> {
-    run: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
-    usage: Arc<Usage>,
-    quota: Option<Duration>,
-    period_start: Instant,
-    used_in_period: Duration,
-    throttle: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<'a, T> Metered<'a, T> {
-    fn new(
-        run: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
-        usage: Arc<Usage>,
-        millicores: Option<u64>,
-    ) -> Self {
-        let quota = millicores.map(|m| CPU_PERIOD.mul_f64(m.max(1) as f64 / 1000.0));
-        Metered {
-            run,
-            usage,
-            quota,
-            period_start: Instant::now(),
-            used_in_period: Duration::ZERO,
-            throttle: None,
-        }
-    }
-}
-
-impl<T> Future for Metered<'_, T> {
-    type Output = T;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        if let Some(sleep) = self.throttle.as_mut() {
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            self.throttle = None;
-        }
-        let start = Instant::now();
-        if start.duration_since(self.period_start) >= CPU_PERIOD {
-            self.period_start = start;
-            self.used_in_period = Duration::ZERO;
-        }
-        let out = self.run.as_mut().poll(cx);
-        let spent = start.elapsed();
-        self.usage.cpu_nanos.fetch_add(
-            u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.used_in_period += spent;
-        if out.is_pending()
-            && let Some(quota) = self.quota
-            && self.used_in_period >= quota
-        {
-            // Over quota: sit out the rest of this period (and of any periods the
-            // overshoot borrowed from), then run again.
-            let owed = self.used_in_period.as_secs_f64() / quota.as_secs_f64();
-            let resume = self.period_start + CPU_PERIOD.mul_f64(owed.floor().max(1.0));
-            self.period_start = resume;
-            self.used_in_period = Duration::ZERO;
-            let mut sleep = Box::pin(tokio::time::sleep_until(resume.into()));
-            if sleep.as_mut().poll(cx).is_ready() {
-                cx.waker().wake_by_ref();
-            } else {
-                self.throttle = Some(sleep);
-            }
-        }
-        out
     }
 }
 
@@ -501,19 +418,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
         let spec = Spec {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            ctx: Context {
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                memory_limit,
+                ..Context::default()
+            },
             stdin: None,
             stdout: log_file(&out),
             stderr: log_file(&err),
-            cwd: None,
-            memory_limit,
-            cpu_limit: None,
-            usage: Arc::default(),
-            mounts: Vec::new(),
         };
         (
             spec,

@@ -1,13 +1,13 @@
 //! Pod sandboxes: what the kubelet knows about each pod it runs beyond its status —
 //! every container's prepared run (component, env, mounts, limits) so `exec` can
-//! start a fresh instance in the same sandbox, and every container's resource
-//! [`Usage`] for metrics.
+//! start a fresh instance in the same sandbox, the HTTP servers on its ports, and
+//! every container's resource [`Usage`] for metrics.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::runtime::{Compiled, Usage};
-use super::volumes::Mount;
+use super::runtime::{Compiled, Context, Usage};
+use super::serve::HttpServer;
 
 /// A container ready to run (or running): what a new instance of it gets.
 #[derive(Clone)]
@@ -16,16 +16,8 @@ pub struct Prepared {
     pub compiled: Compiled,
     /// The program name of the container's image (`minke/hello` → `hello`).
     pub program: String,
-    /// Its environment.
-    pub env: Vec<(String, String)>,
-    /// Its volumes.
-    pub mounts: Vec<Mount>,
-    /// `workingDir`.
-    pub cwd: Option<String>,
-    /// Memory limit in bytes.
-    pub memory_limit: Option<usize>,
-    /// CPU limit in millicores.
-    pub cpu_limit: Option<u64>,
+    /// Its argv, env, volumes, working dir, limits and usage account.
+    pub ctx: Context,
 }
 
 /// One pod's sandbox.
@@ -38,6 +30,7 @@ pub struct Sandbox {
     /// Labels of the pod (metrics carry them).
     pub labels: std::collections::BTreeMap<String, String>,
     prepared: Mutex<HashMap<String, Prepared>>,
+    servers: Mutex<HashMap<u16, Arc<HttpServer>>>,
     usage: Mutex<Vec<(String, Arc<Usage>)>>,
 }
 
@@ -62,6 +55,27 @@ impl Sandbox {
     /// The prepared run of a container, once it has one.
     pub fn prepared(&self, container: &str) -> Option<Prepared> {
         self.prepared.lock().ok()?.get(container).cloned()
+    }
+
+    /// Serve HTTP on `ports` of the pod with `server`.
+    pub fn serve(&self, ports: &[u16], server: &Arc<HttpServer>) {
+        if let Ok(mut m) = self.servers.lock() {
+            for p in ports {
+                m.insert(*p, server.clone());
+            }
+        }
+    }
+
+    /// Stop routing to `server`.
+    pub fn unserve(&self, server: &Arc<HttpServer>) {
+        if let Ok(mut m) = self.servers.lock() {
+            m.retain(|_, s| !Arc::ptr_eq(s, server));
+        }
+    }
+
+    /// What serves `port` of the pod, if anything.
+    pub fn server(&self, port: u16) -> Option<Arc<HttpServer>> {
+        self.servers.lock().ok()?.get(&port).cloned()
     }
 
     /// The usage account of a container (created on first use; kept across restarts).
@@ -104,11 +118,11 @@ impl Sandboxes {
         self.0.lock().ok()?.get(uid).cloned()
     }
 
-    /// All sandboxes.
-    pub fn all(&self) -> Vec<Arc<Sandbox>> {
+    /// All sandboxes with their pods' uids.
+    pub fn all_with_uids(&self) -> Vec<(String, Arc<Sandbox>)> {
         self.0
             .lock()
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.iter().map(|(u, s)| (u.clone(), s.clone())).collect())
             .unwrap_or_default()
     }
 }

@@ -16,8 +16,9 @@ use tokio::sync::watch;
 use super::events::{Kind, Recorder};
 use super::images;
 use super::pods::Kubelet;
-use super::runtime::{Exit, Spec};
+use super::runtime::{Context, Exit, Spec};
 use super::sandbox::{Prepared, Sandbox};
+use super::serve::HttpServer;
 use super::volumes::Volumes;
 use crate::api::clock::now;
 use crate::api::quantity::Quantity;
@@ -288,14 +289,17 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
     let prepared = Prepared {
         compiled: compiled.clone(),
         program: program(&image),
-        env: env.clone(),
-        mounts: mounts.clone(),
-        cwd: c.working_dir.clone(),
-        memory_limit: memory_limit(&c),
-        cpu_limit: cpu_limit(&c),
+        ctx: Context {
+            argv,
+            env,
+            cwd: c.working_dir.clone(),
+            memory_limit: memory_limit(&c),
+            cpu_limit: cpu_limit(&c),
+            usage: sandbox.usage(&c.name),
+            mounts,
+        },
     };
     sandbox.prepare(&c.name, prepared.clone());
-    let usage = sandbox.usage(&c.name);
     let mut backoff = FIRST_BACKOFF;
     loop {
         let restarts = state.lock().map(|s| s.containers[i].restarts).unwrap_or(0);
@@ -325,17 +329,15 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             s.ready = true;
         });
         report(api, &name, state, &policy).await;
+        if k.runtime.is_http(&compiled) {
+            serve(&ctx, i, &c, &prepared, (stdout, stderr), &started).await;
+            return;
+        }
         let spec = Spec {
-            mounts: prepared.mounts.clone(),
-            argv: argv.clone(),
-            env: prepared.env.clone(),
+            ctx: prepared.ctx.clone(),
             stdin: None,
             stdout,
             stderr,
-            cwd: prepared.cwd.clone(),
-            memory_limit: prepared.memory_limit,
-            cpu_limit: prepared.cpu_limit,
-            usage: usage.clone(),
         };
         // Guests cannot be signalled: a container being deleted is stopped at once
         // (well within its grace period), as the kubelet's SIGKILL would.
@@ -399,6 +401,72 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// The ports an HTTP container is served on: its TCP `containerPort`s, else 8080
+/// (where `wasmtime serve` listens).
+fn http_ports(c: &Container) -> Vec<u16> {
+    let ports: Vec<u16> = c
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .collect();
+    if ports.is_empty() { vec![8080] } else { ports }
+}
+
+/// Serve an HTTP component until the pod is deleted; then drain within the grace
+/// period: a graceful stop, so the container ends Completed.
+async fn serve(
+    ctx: &PodCtx,
+    i: usize,
+    c: &Container,
+    prepared: &Prepared,
+    (stdout, stderr): (super::runtime::Output, super::runtime::Output),
+    started: &str,
+) {
+    let name = ctx.pod.metadata.name.clone().unwrap_or_default();
+    let server = match HttpServer::new(
+        ctx.k.runtime.clone(),
+        &prepared.compiled,
+        prepared.ctx.clone(),
+        stdout,
+        stderr,
+    ) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            set(&ctx.state, i, |s| {
+                s.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string(), "startedAt": started, "finishedAt": now()}});
+                s.ready = false;
+            });
+            report(&ctx.api, &name, &ctx.state, &ctx.policy).await;
+            return;
+        }
+    };
+    ctx.sandbox.serve(&http_ports(c), &server);
+    stopped(ctx.stopping.clone()).await;
+    let grace = (*ctx.stopping.borrow()).unwrap_or_default();
+    Recorder {
+        client: ctx.k.client.clone(),
+        component: "kubelet",
+        node: ctx.k.node.clone(),
+    }
+    .record(
+        &ctx.pod,
+        Some(&c.name),
+        Kind::Normal,
+        "Killing",
+        format!("Stopping container {}", c.name),
+    )
+    .await;
+    ctx.sandbox.unserve(&server);
+    server.drain(grace).await;
+    set(&ctx.state, i, |s| {
+        s.state = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now()}});
+        s.ready = false;
+    });
+    report(&ctx.api, &name, &ctx.state, &ctx.policy).await;
 }
 
 /// Run a pod bound to this node until its containers are done (or forever, for

@@ -71,6 +71,13 @@ fn ls(args: &[String]) -> ExitCode {
 fn cat(args: &[String]) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut code = ExitCode::SUCCESS;
+    if args.is_empty() || args == ["-"] {
+        // No files: copy stdin (what `kubectl exec -i` sends).
+        let mut input = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut input);
+        let _ = out.write_all(&input);
+        return code;
+    }
     for p in args {
         match std::fs::read(p) {
             Ok(bytes) => {
@@ -192,7 +199,22 @@ fn run(applet: &str, args: &[String]) -> ExitCode {
                     None => ExitCode::SUCCESS,
                 }
             }
-            _ => fail("sh", "usage", "sh -c \"APPLET ARGS\" (no shell syntax)"),
+            [] => {
+                // `kubectl exec -it POD -- sh`: one applet per input line.
+                let mut code = ExitCode::SUCCESS;
+                for line in std::io::stdin().lines().map_while(Result::ok) {
+                    let words: Vec<String> =
+                        line.trim_end_matches('\r').split_whitespace().map(str::to_owned).collect();
+                    match words.split_first() {
+                        Some((a, _)) if a == "exit" => break,
+                        Some((a, rest)) => code = run(a, rest),
+                        None => {}
+                    }
+                    let _ = std::io::stdout().flush();
+                }
+                code
+            }
+            _ => fail("sh", "usage", "sh -c \"APPLET ARGS\" or sh reading applets from stdin (no shell syntax)"),
         },
         "loop" => match args.split_first() {
             // loop SECONDS APPLET ARGS...: run the applet every SECONDS, forever.

@@ -2,6 +2,7 @@
 //! read-modify-write pipeline defined here.
 
 mod delete;
+mod exec;
 mod patch;
 pub mod pod;
 mod read;
@@ -170,6 +171,10 @@ pub(crate) async fn resource(
         body,
         user_agent: header(http::header::USER_AGENT).unwrap_or_default(),
     };
+    if req.sub.as_deref() == Some("proxy") && req.rt.group.is_empty() && req.rt.resource == "pods" {
+        let body = req.body.clone();
+        return pod::proxy(s, parts, req, body).await;
+    }
     let sub = req.sub.as_deref();
     match (&parts.method, req.name.is_some(), sub) {
         (&Method::GET, false, None) if req.query.flag("watch") => watch::watch(s, req).await,
@@ -177,6 +182,7 @@ pub(crate) async fn resource(
         (&Method::GET, true, None | Some("status")) => read::get(s, req).await,
         (&Method::GET, true, Some("scale")) => scale::get(s, req).await,
         (&Method::GET, true, Some("log")) => pod::log(s, req).await,
+        (&Method::GET | &Method::POST, true, Some("exec")) => exec::exec(s, parts, req).await,
         (&Method::POST, true, Some("binding")) => pod::bind(s, req).await,
         (&Method::POST, false, None) if req.rt.namespaced && req.namespace.is_none() => {
             Err(ApiError::method_not_allowed())

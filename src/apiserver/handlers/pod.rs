@@ -92,7 +92,11 @@ fn container_status<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
 }
 
 /// Which container a log request means: the one named, or the only one.
-fn pick_container(pod: &Value, asked: Option<&str>, name: &str) -> Result<String, ApiError> {
+pub(super) fn pick_container(
+    pod: &Value,
+    asked: Option<&str>,
+    name: &str,
+) -> Result<String, ApiError> {
     let names: Vec<&str> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -242,4 +246,75 @@ fn c_restarts(pod: &Value, container: &str) -> u64 {
     container_status(pod, container)
         .and_then(|c| c["restartCount"].as_u64())
         .unwrap_or(0)
+}
+
+/// `pods/NAME[:PORT]/proxy/PATH`: an HTTP request to the pod, through its kubelet.
+pub(super) async fn proxy(
+    s: &Shared,
+    parts: &http::request::Parts,
+    r: Req,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let (name, port) = match r.name().split_once(':') {
+        Some((n, p)) => (
+            n.to_string(),
+            Some(p.parse::<u16>().map_err(|_| {
+                ApiError::bad_request(format!("invalid port {p:?} in {:?}", r.name()))
+            })?),
+        ),
+        None => (r.name().to_string(), None),
+    };
+    let (_, pod) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
+    let port = port.unwrap_or_else(|| {
+        pod.pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.pointer("/ports/0/containerPort").and_then(Value::as_u64))
+            .find_map(|p| u16::try_from(p).ok())
+            .unwrap_or(8080)
+    });
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let agent = s
+        .nodes
+        .get(node)
+        .ok_or_else(|| ApiError::unavailable(format!("pod {name} is not running")))?;
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // Everything after `/proxy` is the pod's path.
+    let full = parts.uri.path();
+    let rest = full
+        .find("/proxy")
+        .map(|i| &full[i + "/proxy".len()..])
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
+    let uri = match parts.uri.query() {
+        Some(q) => format!("http://{name}:{port}{rest}?{q}"),
+        None => format!("http://{name}:{port}{rest}"),
+    };
+    let mut req = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(uri);
+    for (h, v) in &parts.headers {
+        if h != http::header::AUTHORIZATION && h != http::header::HOST {
+            req = req.header(h, v);
+        }
+    }
+    let req = req
+        .body(body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let resp = agent
+        .proxy(uid, port, req)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("error trying to reach service: {e}")))?;
+    let (parts, bytes) = resp.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        http_body_util::BodyExt::boxed(http_body_util::Full::new(bytes)),
+    ))
 }
