@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -12,6 +13,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
+use super::images::Store;
 use super::runtime::Runtime;
 use super::worker;
 
@@ -25,6 +27,10 @@ pub struct Kubelet {
     pub runtime: Arc<Runtime>,
     /// Where container logs go (`pods/log` reads them from here).
     pub logs_dir: PathBuf,
+    /// The local image store (imports and pulls).
+    pub images: Store,
+    /// First image pull back-off; doubles up to 5 min.
+    pub image_backoff: Duration,
     workers: Mutex<HashMap<String, AbortHandle>>,
     binding: Mutex<HashSet<String>>,
 }
@@ -44,12 +50,16 @@ impl Kubelet {
         node: String,
         runtime: Arc<Runtime>,
         logs_dir: PathBuf,
+        images: Store,
+        image_backoff: Duration,
     ) -> Arc<Kubelet> {
         Arc::new(Kubelet {
             client,
             node,
             runtime,
             logs_dir,
+            images,
+            image_backoff,
             workers: Mutex::new(HashMap::new()),
             binding: Mutex::new(HashSet::new()),
         })
