@@ -149,6 +149,55 @@ impl Registry {
     }
 }
 
+/// Push `file` as runwasi's shims take a `wasi/wasm` container image (what
+/// `docker buildx build --platform wasi/wasm` makes of `FROM scratch` + `COPY
+/// app.wasm /`): an OCI image config naming the entrypoint and one gzipped tar
+/// layer holding the file.
+async fn push_wasi_container_image(reg: &Registry, file: &Path, path: &str) {
+    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+    let mut tar = tar::Builder::new(Vec::new());
+    let wasm = std::fs::read(file).expect("wasm");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(wasm.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "app.wasm", wasm.as_slice())
+        .expect("tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar.into_inner().expect("tar")).expect("gzip");
+    let layer = ImageLayer {
+        data: gz.finish().expect("gzip").into(),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        annotations: None,
+    };
+    let config = serde_json::json!({
+        "architecture": "wasm", "os": "wasip1",
+        "config": {"Entrypoint": ["/app.wasm"]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+    });
+    let config = Config {
+        data: serde_json::to_vec(&config).expect("json").into(),
+        media_type: "application/vnd.oci.image.config.v1+json".into(),
+        annotations: None,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..ClientConfig::default()
+    });
+    let r: oci_client::Reference = reg.image(path).parse().expect("reference");
+    client
+        .push(
+            &r,
+            &[layer],
+            config,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("push {r}: {e}\n{}", reg.log()));
+}
+
 /// The pod's events as `reason: message` lines, oldest first.
 async fn events(c: &TestCluster, pod: &str) -> String {
     c.ok(&[
@@ -251,6 +300,28 @@ async fn a_pod_runs_a_wasm_artifact_pulled_from_a_local_registry() {
         WAIT,
     ])
     .await;
+
+    // runwasi's other layout: a `wasi/wasm` container image with a tar layer.
+    push_wasi_container_image(&reg, &hello_wasm(), "demo/hello-rootfs:v1").await;
+    let rootfs = reg.image("demo/hello-rootfs:v1");
+    c.ok(&[
+        "run",
+        "rootfs",
+        &format!("--image={rootfs}"),
+        "--restart=Never",
+        "--",
+        "c",
+    ])
+    .await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/rootfs",
+        WAIT,
+    ])
+    .await;
+    let logs = c.ok(&["logs", "rootfs"]).await;
+    assert!(logs.contains("args: c"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

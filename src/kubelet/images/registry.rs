@@ -1,11 +1,16 @@
 //! Pulling and pushing wasm images over the OCI distribution protocol (`oci-client`).
 //!
 //! Accepted on pull, in this order:
-//! - the CNCF wasm OCI artifact (config `application/vnd.wasm.config.v0+json`, one
-//!   `application/wasm` layer), as `wkg`, `oci-wasm` and runwasi's wasm artifacts
-//!   are written, and the older `application/vnd.wasm.content.layer.v1+wasm` layers
-//!   (wasm-to-oci, Krustlet);
-//! - any single-layer image whose layer is itself a wasm component or module.
+//! - one layer whose media type says wasm: the CNCF wasm OCI artifact (config
+//!   `application/vnd.wasm.config.v0+json`, layer `application/wasm`, as `wkg` and
+//!   `oci-wasm` write it), runwasi's `application/vnd.bytecodealliance.wasm.
+//!   component.layer.v0+wasm`, and the older `application/vnd.wasm.content.layer.
+//!   v1+wasm` (wasm-to-oci, Krustlet);
+//! - a single layer that is itself a wasm component or module;
+//! - a `wasi/wasm` container image as runwasi's shims run it (`docker buildx
+//!   --platform wasi/wasm`, `FROM scratch` + `COPY app.wasm /`): tar layers (plain or
+//!   gzip), the file the config's `Entrypoint` names — or, without one, the only
+//!   `.wasm` file — being the component.
 //!
 //! Index manifests resolve to their `wasm` architecture entry (os `wasip1`, `wasip2`
 //! or `wasi`). Blobs are checked against their digest (by `oci-client`, and again
@@ -33,6 +38,7 @@ pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// Layer media types that hold raw wasm.
 const WASM_LAYER_MEDIA_TYPES: &[&str] = &[
     WASM_LAYER_MEDIA_TYPE,
+    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
@@ -232,16 +238,45 @@ pub async fn resolve(r: &Reference, creds: Option<&Credentials>) -> Result<Strin
         .map_err(|e| resolve_error(r, e))
 }
 
-/// Which layer holds the wasm.
-fn wasm_layer<'m>(r: &Reference, manifest: &'m OciImageManifest) -> Result<&'m OciDescriptor> {
+/// Where the wasm is in an image.
+#[derive(Debug)]
+enum Source<'m> {
+    /// This layer is the wasm.
+    Raw(&'m OciDescriptor),
+    /// These layers are a root filesystem (tar, maybe gzipped), uppermost first;
+    /// the wasm is the file at this path, or the only `.wasm` file.
+    Rootfs(Vec<&'m OciDescriptor>, Option<String>),
+}
+
+fn is_tar(media_type: &str) -> bool {
+    media_type.contains(".tar") || media_type.ends_with("rootfs.diff.tar.gzip")
+}
+
+/// Which layer(s) hold the wasm; `config` is the image config (for `Entrypoint`).
+fn wasm_source<'m>(
+    r: &Reference,
+    manifest: &'m OciImageManifest,
+    config: &str,
+) -> Result<Source<'m>> {
     let wasm: Vec<_> = manifest
         .layers
         .iter()
         .filter(|l| WASM_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str()))
         .collect();
     match (wasm.as_slice(), manifest.layers.as_slice()) {
-        ([one], _) => Ok(one),
-        ([], [one]) => Ok(one),
+        ([one], _) => Ok(Source::Raw(one)),
+        ([], [one]) if !is_tar(&one.media_type) => Ok(Source::Raw(one)),
+        ([], layers) if !layers.is_empty() && layers.iter().all(|l| is_tar(&l.media_type)) => {
+            let entrypoint = serde_json::from_str::<serde_json::Value>(config)
+                .ok()
+                .and_then(|c| {
+                    c.pointer("/config/Entrypoint/0")
+                        .or_else(|| c.pointer("/config/Cmd/0"))
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string)
+                });
+            Ok(Source::Rootfs(layers.iter().rev().collect(), entrypoint))
+        }
         ([], layers) => Err(Error::NotWasm(format!(
             "image \"{r}\" has {} layers and none is wasm (media types: {})",
             layers.len(),
@@ -258,41 +293,114 @@ fn wasm_layer<'m>(r: &Reference, manifest: &'m OciImageManifest) -> Result<&'m O
     }
 }
 
-/// Pull the wasm of `r`: manifest (resolving an index to its wasm entry), then the
-/// one wasm layer, checked against its digest and validated as wasm.
+/// A file in a tar layer (gzipped or not): the one at `path`, or (without a path)
+/// the only `.wasm` file.
+fn file_in_tar(layer: &[u8], path: Option<&str>) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let clean = |p: &str| {
+        p.trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string()
+    };
+    let want = path.map(clean);
+    let reader: Box<dyn Read + '_> = if layer.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(layer))
+    } else {
+        Box::new(layer)
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut found = None;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = clean(&entry.path()?.to_string_lossy());
+        let hit = match &want {
+            Some(w) => &name == w,
+            None => name.ends_with(".wasm"),
+        };
+        if hit {
+            if want.is_none() && found.is_some() {
+                return Ok(None); // more than one: ambiguous without an entrypoint
+            }
+            let limit = u64::try_from(MAX_LAYER).unwrap_or(u64::MAX);
+            let mut bytes = Vec::new();
+            entry.by_ref().take(limit).read_to_end(&mut bytes)?;
+            found = Some(bytes);
+            if want.is_some() {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Pull the wasm of `r`: manifest (resolving an index to its wasm entry) and config,
+/// then the layer(s) holding the wasm, each checked against its digest; the result
+/// is validated as wasm.
 pub async fn pull(r: &Reference, creds: Option<&Credentials>) -> Result<Pulled> {
     let client = client(r);
     let oref = oci_ref(r);
-    let (manifest, manifest_digest) = client
-        .pull_image_manifest(&oref, &auth(creds))
+    let (manifest, manifest_digest, config) = client
+        .pull_manifest_and_config(&oref, &auth(creds))
         .await
         .map_err(|e| resolve_error(r, e))?;
-    let layer = wasm_layer(r, &manifest)?;
-    if layer.size > MAX_LAYER {
-        return Err(Error::NotWasm(format!(
-            "layer {} of \"{r}\" is {} bytes, more than the {MAX_LAYER} a wasm image may have",
-            layer.digest, layer.size
-        )));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
-    client
-        .pull_blob(&oref, layer, &mut bytes)
-        .await
-        .map_err(|e| Error::Fetch {
-            digest: layer.digest.clone(),
-            detail: chain(&e),
-        })?;
-    let actual = digest(&bytes);
-    if actual != layer.digest {
-        return Err(Error::Fetch {
-            digest: layer.digest.clone(),
-            detail: format!("content hashes to {actual}"),
-        });
-    }
+    let fetch = async |layer: &OciDescriptor| {
+        if layer.size > MAX_LAYER {
+            return Err(Error::NotWasm(format!(
+                "layer {} of \"{r}\" is {} bytes, more than the {MAX_LAYER} a wasm image may have",
+                layer.digest, layer.size
+            )));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
+        client
+            .pull_blob(&oref, layer, &mut bytes)
+            .await
+            .map_err(|e| Error::Fetch {
+                digest: layer.digest.clone(),
+                detail: chain(&e),
+            })?;
+        let actual = digest(&bytes);
+        if actual != layer.digest {
+            return Err(Error::Fetch {
+                digest: layer.digest.clone(),
+                detail: format!("content hashes to {actual}"),
+            });
+        }
+        Ok(bytes)
+    };
+    let (bytes, from) = match wasm_source(r, &manifest, &config)? {
+        Source::Raw(layer) => (
+            fetch(layer).await?,
+            format!("layer {} ({})", layer.digest, layer.media_type),
+        ),
+        Source::Rootfs(layers, entrypoint) => {
+            let mut found = None;
+            for layer in layers {
+                let tar = fetch(layer).await?;
+                let file = file_in_tar(&tar, entrypoint.as_deref()).map_err(|e| Error::Fetch {
+                    digest: layer.digest.clone(),
+                    detail: format!("reading the tar layer: {e}"),
+                })?;
+                if let Some(bytes) = file {
+                    found = Some(bytes);
+                    break;
+                }
+            }
+            let what = entrypoint.map_or_else(
+                || "the only .wasm file".to_string(),
+                |e| format!("entrypoint {e}"),
+            );
+            let bytes = found.ok_or_else(|| {
+                Error::NotWasm(format!("image \"{r}\" has no {what} in its layers"))
+            })?;
+            (bytes, what)
+        }
+    };
     wasm::validate(&bytes).map_err(|e| {
         Error::NotWasm(format!(
-            "layer {} ({}) of \"{r}\" is not a wasm component or module: {e}",
-            layer.digest, layer.media_type
+            "{from} of \"{r}\" is not a wasm component or module: {e}"
         ))
     })?;
     Ok(Pulled {
@@ -364,22 +472,73 @@ mod tests {
     }
 
     #[test]
-    fn the_wasm_layer_is_chosen_by_media_type_or_as_the_only_layer() {
+    fn the_wasm_is_found_by_media_type_as_the_only_layer_or_in_a_rootfs() {
         let r: Reference = "127.0.0.1:5000/x:v1".parse().expect("ref");
-        let m = manifest(&[
-            "application/vnd.oci.image.layer.v1.tar",
-            WASM_LAYER_MEDIA_TYPE,
-        ]);
-        assert_eq!(
-            wasm_layer(&r, &m).expect("layer").media_type,
-            WASM_LAYER_MEDIA_TYPE
+        let tar = "application/vnd.oci.image.layer.v1.tar+gzip";
+        let m = manifest(&[tar, WASM_LAYER_MEDIA_TYPE]);
+        assert!(
+            matches!(wasm_source(&r, &m, "{}"), Ok(Source::Raw(l)) if l.media_type == WASM_LAYER_MEDIA_TYPE)
         );
         let m = manifest(&["application/octet-stream"]);
-        assert!(wasm_layer(&r, &m).is_ok());
-        let m = manifest(&["a/tar", "b/tar"]);
-        assert!(matches!(wasm_layer(&r, &m), Err(Error::NotWasm(_))));
+        assert!(matches!(wasm_source(&r, &m, "{}"), Ok(Source::Raw(_))));
+        let m = manifest(&[tar, tar]);
+        let config =
+            r#"{"architecture": "wasm", "os": "wasip1", "config": {"Entrypoint": ["/app.wasm"]}}"#;
+        assert!(
+            matches!(wasm_source(&r, &m, config), Ok(Source::Rootfs(l, Some(e))) if l.len() == 2 && e == "/app.wasm")
+        );
+        let m = manifest(&["a/b", "c/d"]);
+        assert!(matches!(wasm_source(&r, &m, "{}"), Err(Error::NotWasm(_))));
         let m = manifest(&[WASM_LAYER_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE]);
-        assert!(matches!(wasm_layer(&r, &m), Err(Error::NotWasm(_))));
+        assert!(matches!(wasm_source(&r, &m, "{}"), Err(Error::NotWasm(_))));
+    }
+
+    fn tar_of(files: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, *data).expect("append");
+        }
+        let raw = b.into_inner().expect("tar");
+        if !gzip {
+            return raw;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    #[test]
+    fn a_rootfs_layer_yields_the_entrypoint_or_the_only_wasm_file() {
+        let layer = tar_of(
+            &[
+                ("etc/x", b"x"),
+                ("app.wasm", b"\0asm1"),
+                ("lib/b.wasm", b"\0asm2"),
+            ],
+            true,
+        );
+        assert_eq!(
+            file_in_tar(&layer, Some("/app.wasm")).expect("read"),
+            Some(b"\0asm1".to_vec())
+        );
+        assert_eq!(
+            file_in_tar(&layer, Some("missing.wasm")).expect("read"),
+            None
+        );
+        assert_eq!(
+            file_in_tar(&layer, None).expect("read"),
+            None,
+            "two .wasm files"
+        );
+        let layer = tar_of(&[("./only.wasm", b"\0asm3")], false);
+        assert_eq!(
+            file_in_tar(&layer, None).expect("read"),
+            Some(b"\0asm3".to_vec())
+        );
     }
 
     #[test]
