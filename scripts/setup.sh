@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install what the tests and benchmarks need, idempotently: the Python kubernetes
-# client (tests/python), curl, and the benchmark peers (etcd, etcd's client libs need
+# client (tests/python), curl, Debian's docker-registry (the OCI registry
+# tests/images.rs pulls from; the tests start their own instances, so its system
+# service is left alone), and the benchmark peers (etcd, etcd's client libs need
 # protoc only for benches).
 set -euo pipefail
 
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+[ -x /usr/bin/docker-registry ] || command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 if [ "${MINKE_BENCH:-0}" = 1 ]; then
   command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
   command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
@@ -15,6 +18,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
     sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  # The package enables a system registry on :5000; the tests need none of it.
+  if [[ " ${need_apt[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $( [ "$(id -u)" = 0 ] || echo sudo ) systemctl disable --now docker-registry >/dev/null 2>&1 || true
   fi
 fi
 python3 -c 'import kubernetes' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check kubernetes

@@ -56,7 +56,9 @@ enum Storage {
 /// Builds a [`Cluster`].
 ///
 /// Defaults: state in memory; listen on `127.0.0.1:0` (an ephemeral port); no
-/// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s.
+/// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
+/// image pull back-off from 10 s (doubling to 5 min). Images are stored under
+/// `DATA/images`, or in the in-memory cluster's temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -65,6 +67,7 @@ pub struct ClusterBuilder {
     context: String,
     watch_history: usize,
     bookmark_interval: Duration,
+    image_pull_backoff: Duration,
 }
 
 impl Default for ClusterBuilder {
@@ -76,6 +79,7 @@ impl Default for ClusterBuilder {
             context: "minke".into(),
             watch_history: store::Options::default().history,
             bookmark_interval: Duration::from_secs(60),
+            image_pull_backoff: crate::kubelet::pull::FIRST_BACKOFF,
         }
     }
 }
@@ -127,6 +131,14 @@ impl ClusterBuilder {
     #[must_use]
     pub fn bookmark_interval(mut self, every: Duration) -> Self {
         self.bookmark_interval = every;
+        self
+    }
+
+    /// The first back-off after a failed image pull (default 10 s, as the kubelet's);
+    /// it doubles up to 5 min. Tests shorten it.
+    #[must_use]
+    pub fn image_pull_backoff(mut self, first: Duration) -> Self {
+        self.image_pull_backoff = first;
         self
     }
 
@@ -207,11 +219,18 @@ impl ClusterBuilder {
         let runtime = Arc::new(
             crate::kubelet::runtime::Runtime::new().map_err(|e| Error::Bootstrap(e.to_string()))?,
         );
+        // An in-memory cluster keeps its images in its temporary dir, removed with it.
+        let images = match &self.storage {
+            Storage::Dir(d) => images_dir(d),
+            Storage::Memory => logs.path().join("images"),
+        };
         let kubelet = crate::kubelet::Kubelet::new(
             client.clone(),
             bootstrap::node_name(),
             runtime,
             logs.path().to_path_buf(),
+            crate::kubelet::images::Store::new(images),
+            self.image_pull_backoff,
         );
         api.nodes().register(
             &kubelet.node,
@@ -279,6 +298,11 @@ impl Drop for Logs {
             let _ = std::fs::remove_dir_all(p);
         }
     }
+}
+
+/// Where a data dir keeps its images (`minke image` and the kubelet share it).
+pub fn images_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("images")
 }
 
 /// `host:port` with IPv6 hosts bracketed.

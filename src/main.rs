@@ -1,4 +1,4 @@
-//! The `minke` command line: `up`, `kubeconfig`, `version`.
+//! The `minke` command line: `up`, `image`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Start the cluster and serve the Kubernetes API until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// Manage the local wasm images: import, ls, rm.
+    Image(ImageArgs),
     /// Print the version.
     Version,
 }
@@ -44,18 +46,63 @@ struct UpArgs {
     context: String,
 }
 
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// The data dir whose images to manage (default: as for `up`).
+    #[arg(long, env = "MINKE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import a wasm component or core module as NAME[:TAG]; prints its digest.
+    Import {
+        /// The .wasm file.
+        file: PathBuf,
+        /// The image name pods use, e.g. `myapp:v1`.
+        name: String,
+    },
+    /// List the images: built-in and stored.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove an image.
+    #[command(alias = "remove")]
+    Rm {
+        /// NAME[:TAG]
+        name: String,
+    },
+}
+
+/// `--data-dir`, else the platform data dir.
+fn data_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
+    match arg {
+        Some(d) => Ok(d),
+        None => Ok(dirs::data_dir()
+            .context("no platform data dir; pass --data-dir")?
+            .join("minke")),
+    }
+}
+
+fn image(args: ImageArgs) -> Result<()> {
+    use minke::kubelet::images::{Store, cli};
+    let store = Store::new(minke::cluster::images_dir(&data_dir(args.data_dir)?));
+    let out = match args.command {
+        ImageCommand::Import { file, name } => cli::import(&store, &file, &name)?,
+        ImageCommand::Ls => cli::ls(&store)?,
+        ImageCommand::Rm { name } => cli::rm(&store, &name)?,
+    };
+    print!("{}", if out.ends_with('\n') { out } else { out + "\n" });
+    Ok(())
+}
+
 async fn up(args: UpArgs) -> Result<()> {
     let mut builder = minke::Cluster::builder()
         .listen(args.listen)
         .context(&args.context);
     if !args.in_memory {
-        let dir = match args.data_dir {
-            Some(d) => d,
-            None => dirs::data_dir()
-                .context("no platform data dir; pass --data-dir")?
-                .join("minke"),
-        };
-        builder = builder.data_dir(dir);
+        builder = builder.data_dir(data_dir(args.data_dir)?);
     }
     let kubeconfig = match args.kubeconfig {
         Some(k) => k,
@@ -110,6 +157,7 @@ fn main() -> Result<()> {
         Command::Up(args) => runtime
             .block_on(up(args))
             .map_err(|e| anyhow::anyhow!("{e:#}")),
+        Command::Image(args) => image(args),
         Command::Version => {
             println!(
                 "minke {} (Kubernetes API v1.{})",

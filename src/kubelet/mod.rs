@@ -12,6 +12,7 @@ mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod pods;
+pub(crate) mod pull;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;

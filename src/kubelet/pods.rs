@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use super::images::Store;
 use super::runtime::Runtime;
 use super::sandbox::Sandboxes;
 use super::worker;
@@ -32,6 +33,10 @@ pub struct Kubelet {
     pub sandboxes: Arc<Sandboxes>,
     /// Resource usage rates for metrics.k8s.io.
     pub metrics: super::metrics::Metrics,
+    /// The local image store (imports and pulls).
+    pub images: Store,
+    /// First image pull back-off; doubles up to 5 min.
+    pub image_backoff: Duration,
     workers: Mutex<HashMap<String, Worker>>,
     binding: Mutex<HashSet<String>>,
 }
@@ -51,6 +56,8 @@ impl Kubelet {
         node: String,
         runtime: Arc<Runtime>,
         logs_dir: PathBuf,
+        images: Store,
+        image_backoff: Duration,
     ) -> Arc<Kubelet> {
         Arc::new(Kubelet {
             client,
@@ -59,6 +66,8 @@ impl Kubelet {
             logs_dir,
             sandboxes: Arc::default(),
             metrics: super::metrics::Metrics::default(),
+            images,
+            image_backoff,
             workers: Mutex::new(HashMap::new()),
             binding: Mutex::new(HashSet::new()),
         })

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::events::{Kind, Recorder};
-use super::images;
 use super::pods::Kubelet;
 use super::runtime::{Context, Exit, Spec};
 use super::sandbox::{Prepared, Sandbox};
@@ -199,7 +198,6 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
     } = &*ctx;
     let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let image = c.image.clone().unwrap_or_default();
     let recorder = Recorder {
         client: k.client.clone(),
         component: "kubelet",
@@ -213,29 +211,19 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
                 .await
         }
     };
-    let Some(bytes) = images::builtin(&image) else {
-        event(
-            Kind::Warning,
-            "Failed",
-            format!("Failed to pull image \"{image}\": image not found"),
-        )
-        .await;
-        event(Kind::Warning, "Failed", "Error: ErrImagePull".into()).await;
-        set(
-            state,
-            i,
-            |s| s.state = json!({"waiting": {"reason": "ErrImagePull", "message": format!("failed to pull image \"{image}\": not found")}}),
-        );
-        report(api, &name, state, &policy).await;
+    let waiting = {
+        let (name, policy) = (&name, &policy);
+        move |reason: &'static str, message: String| async move {
+            set(state, i, |s| {
+                s.state = json!({"waiting": {"reason": reason, "message": message}})
+            });
+            report(api, name, state, policy).await;
+        }
+    };
+    let Some(bytes) = super::pull::ensure_image(&k, pod, &c, &event, waiting).await else {
         return;
     };
-    event(
-        Kind::Normal,
-        "Pulled",
-        format!("Container image \"{image}\" already present on machine"),
-    )
-    .await;
-    let compiled = match k.runtime.compile(bytes) {
+    let compiled = match k.runtime.compile(&bytes) {
         Ok(c) => c,
         Err(e) => {
             set(
@@ -288,7 +276,7 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
     };
     let prepared = Prepared {
         compiled: compiled.clone(),
-        program: program(&image),
+        program: program(c.image.as_deref().unwrap_or("")),
         ctx: Context {
             argv,
             env,
