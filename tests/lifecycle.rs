@@ -288,3 +288,158 @@ async fn an_http_component_is_served_ready_and_answers_through_the_pod_proxy() {
     assert!(closed.contains("connection refused"), "{closed}");
     c.ok(&["delete", "pod", "echo", WAIT]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_before_the_app_and_share_its_volumes() {
+    let c = TestCluster::start().await;
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"init"},
+        "spec":{"restartPolicy":"Never",
+        "volumes":[{"name":"work","emptyDir":{}}],
+        "initContainers":[
+          {"name":"first","image":"minke/toolbox","args":["write","/work/a","one"],
+           "volumeMounts":[{"name":"work","mountPath":"/work"}]},
+          {"name":"second","image":"minke/toolbox","args":["sh","-c","cat /work/a"],
+           "volumeMounts":[{"name":"work","mountPath":"/work"}]}],
+        "containers":[{"name":"app","image":"minke/toolbox","args":["cat","/work/a"],
+           "volumeMounts":[{"name":"work","mountPath":"/work"}]}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], pod).await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/init",
+        WAIT,
+    ])
+    .await;
+    assert_eq!(c.ok(&["logs", "init", "-c", "second"]).await, "one\n");
+    assert_eq!(c.ok(&["logs", "init"]).await, "one\n");
+    let init = c
+        .ok(&[
+            "get",
+            "pod",
+            "init",
+            "-o",
+            "jsonpath={.status.initContainerStatuses[*].state.terminated.reason} {.status.conditions[?(@.type==\"Initialized\")].status}",
+        ])
+        .await;
+    assert_eq!(init, "Completed Completed True");
+    let all = c
+        .ok(&["logs", "init", "--all-containers", "--prefix"])
+        .await;
+    assert!(all.contains("[pod/init/second] one"), "{all}");
+
+    // A failing init container with restartPolicy Never fails the pod; the app never runs.
+    let failing = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"badinit"},
+        "spec":{"restartPolicy":"Never",
+        "initContainers":[{"name":"fail","image":"minke/toolbox","args":["false"]}],
+        "containers":[{"name":"app","image":"minke/hello"}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], failing).await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Failed",
+        "pod/badinit",
+        WAIT,
+    ])
+    .await;
+    let table = c.ok(&["get", "pod", "badinit"]).await;
+    assert!(table.contains("Init:Error"), "{table}");
+    let app = c
+        .ok(&[
+            "get",
+            "pod",
+            "badinit",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+        ])
+        .await;
+    assert_eq!(app, "PodInitializing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_tail_timestamps_and_since() {
+    let c = TestCluster::start().await;
+    c.ok(&[
+        "run",
+        "ticker",
+        "--image=minke/toolbox",
+        "--",
+        "loop",
+        "1",
+        "date",
+    ])
+    .await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/ticker", WAIT])
+        .await;
+    // `logs -f` streams: lines keep arriving while kubectl runs.
+    let mut follow = tokio::process::Command::new(common::kubectl_bin())
+        .args(["logs", "-f", "ticker"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut out = tokio::io::BufReader::new(follow.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        let mut line = String::new();
+        let n = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+        )
+        .await
+        .expect("a new line within 30s")
+        .expect("read");
+        assert!(n > 0, "the stream ended early after {lines:?}");
+        lines.push(line);
+    }
+    drop(follow);
+    let stamped = c.ok(&["logs", "ticker", "--timestamps", "--tail=1"]).await;
+    let (ts, _) = stamped.split_once(' ').expect("timestamp then line");
+    assert!(
+        ts.ends_with('Z') && ts.contains('T') && ts.contains('.'),
+        "{stamped}"
+    );
+    assert_eq!(stamped.lines().count(), 1, "{stamped}");
+    let recent = c.ok(&["logs", "ticker", "--since=2s"]).await;
+    let all = c.ok(&["logs", "ticker"]).await;
+    assert!(
+        recent.lines().count() < all.lines().count(),
+        "--since keeps only recent lines:\n{recent}\nof\n{all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_a_terminal_lists_the_config_volume() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `script` (util-linux) is needed to give kubectl a terminal");
+        return;
+    }
+    let c = TestCluster::start().await;
+    c.ok_stdin(&["apply", "-f", &common::example("pod-config.yaml")], "")
+        .await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/config-demo", WAIT])
+        .await;
+    // `script` runs kubectl on a pseudo-terminal, as a user's shell would.
+    let cmd = format!(
+        "{} exec -it config-demo -- ls /etc/config",
+        common::kubectl_bin()
+    );
+    let out = tokio::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .await
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("game.properties\r\n"),
+        "a terminal gets CRLF: {text:?}"
+    );
+}

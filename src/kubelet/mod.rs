@@ -16,6 +16,7 @@ pub(crate) mod pull;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;
+mod status;
 mod volumes;
 mod worker;
 

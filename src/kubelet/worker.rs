@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::{Value, json};
+use kube::api::Api;
+use serde_json::json;
 use tokio::sync::watch;
 
 use super::events::{Kind, Recorder};
@@ -18,6 +18,7 @@ use super::pods::Kubelet;
 use super::runtime::{Context, Exit, Spec};
 use super::sandbox::{Prepared, Sandbox};
 use super::serve::HttpServer;
+use super::status::{PodState, Slot, report, set};
 use super::volumes::Volumes;
 use crate::api::clock::now;
 use crate::api::quantity::Quantity;
@@ -29,114 +30,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const CONFIG_RETRY: Duration = Duration::from_secs(1);
 /// How often configMap and secret volumes are re-projected in a running pod.
 const VOLUME_REFRESH: Duration = Duration::from_secs(1);
-
-/// The status of one container, kept in the JSON shape Kubernetes reports.
-#[derive(Debug, Clone)]
-struct ContainerStatus {
-    name: String,
-    image: String,
-    state: Value,
-    last_state: Value,
-    restarts: u64,
-    ready: bool,
-}
-
-impl ContainerStatus {
-    fn to_json(&self) -> Value {
-        json!({
-            "name": self.name, "image": self.image, "imageID": "", "containerID": format!("wasm://{}", self.name),
-            "state": self.state, "lastState": self.last_state, "ready": self.ready,
-            "restartCount": self.restarts, "started": self.state.get("running").is_some(),
-        })
-    }
-}
-
-/// Everything the worker reports, shared by its container tasks.
-struct PodState {
-    containers: Vec<ContainerStatus>,
-    started: String,
-}
-
-fn phase(cs: &[ContainerStatus], policy: &str) -> &'static str {
-    let terminated = |c: &ContainerStatus| c.state.get("terminated").is_some();
-    let succeeded = |c: &ContainerStatus| {
-        c.state
-            .pointer("/terminated/exitCode")
-            .and_then(Value::as_i64)
-            == Some(0)
-    };
-    if cs.iter().any(|c| c.state.get("running").is_some()) {
-        return "Running";
-    }
-    if !cs.is_empty() && cs.iter().all(terminated) && policy != "Always" {
-        return if cs.iter().all(succeeded) {
-            "Succeeded"
-        } else {
-            "Failed"
-        };
-    }
-    if cs
-        .iter()
-        .any(|c| c.restarts > 0 || c.last_state.get("terminated").is_some())
-    {
-        return "Running";
-    }
-    "Pending"
-}
-
-fn condition(t: &str, ok: bool, reason: Option<&str>, at: &str) -> Value {
-    let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": at});
-    if let Some(r) = reason {
-        c["reason"] = json!(r);
-    }
-    c
-}
-
-async fn report(api: &Api<Pod>, name: &str, state: &Mutex<PodState>, policy: &str) {
-    let status = {
-        let Ok(s) = state.lock() else { return };
-        let phase = phase(&s.containers, policy);
-        let ready = !s.containers.is_empty() && s.containers.iter().all(|c| c.ready);
-        let done = matches!(phase, "Succeeded" | "Failed");
-        let reason = if done {
-            Some("PodCompleted")
-        } else if ready {
-            None
-        } else {
-            Some("ContainersNotReady")
-        };
-        let at = now();
-        json!({
-            "phase": phase,
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "startTime": s.started,
-            "conditions": [
-                condition("PodReadyToStartContainers", true, None, &at),
-                condition("Initialized", true, if done { Some("PodCompleted") } else { None }, &at),
-                condition("Ready", ready, reason, &at),
-                condition("ContainersReady", ready, reason, &at),
-                condition("PodScheduled", true, None, &at),
-            ],
-            "containerStatuses": s.containers.iter().map(ContainerStatus::to_json).collect::<Vec<_>>(),
-        })
-    };
-    let patch = Patch::Merge(json!({"status": status}));
-    if let Err(e) = api
-        .patch_status(name, &PatchParams::default(), &patch)
-        .await
-    {
-        tracing::debug!(pod = %name, error = %e, "reporting pod status");
-    }
-}
-
-fn set(state: &Mutex<PodState>, i: usize, f: impl FnOnce(&mut ContainerStatus)) {
-    if let Ok(mut s) = state.lock()
-        && let Some(c) = s.containers.get_mut(i)
-    {
-        f(c);
-    }
-}
 
 /// argv: `command` (else the image's own name) followed by `args`.
 fn argv(c: &Container) -> Vec<String> {
@@ -185,7 +78,7 @@ async fn stopped(mut stopping: watch::Receiver<Option<Duration>>) {
 }
 
 /// Run container `i` until its restart policy says stop.
-async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
+async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32> {
     let PodCtx {
         k,
         pod,
@@ -214,25 +107,23 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
     let waiting = {
         let (name, policy) = (&name, &policy);
         move |reason: &'static str, message: String| async move {
-            set(state, i, |s| {
+            set(state, slot, |s| {
                 s.state = json!({"waiting": {"reason": reason, "message": message}})
             });
             report(api, name, state, policy).await;
         }
     };
-    let Some(bytes) = super::pull::ensure_image(&k, pod, &c, &event, waiting).await else {
-        return;
-    };
+    let bytes = super::pull::ensure_image(&k, pod, &c, &event, waiting).await?;
     let compiled = match k.runtime.compile(&bytes) {
         Ok(c) => c,
         Err(e) => {
             set(
                 state,
-                i,
+                slot,
                 |s| s.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string(), "startedAt": now(), "finishedAt": now()}}),
             );
             report(api, &name, state, &policy).await;
-            return;
+            return None;
         }
     };
     let pod_json = serde_json::to_value(pod).unwrap_or_default();
@@ -247,13 +138,13 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             Err(e) => {
                 set(
                     state,
-                    i,
+                    slot,
                     |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
                 );
                 report(api, &name, state, &policy).await;
                 tokio::select! {
                     () = tokio::time::sleep(CONFIG_RETRY) => {}
-                    () = stopped(stopping.clone()) => return,
+                    () = stopped(stopping.clone()) => return None,
                 }
             }
         }
@@ -267,11 +158,11 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         Err(e) => {
             set(
                 state,
-                i,
+                slot,
                 |s| s.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": e.to_string()}}),
             );
             report(api, &name, state, &policy).await;
-            return;
+            return None;
         }
     };
     let prepared = Prepared {
@@ -290,13 +181,13 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
     sandbox.prepare(&c.name, prepared.clone());
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let restarts = state.lock().map(|s| s.containers[i].restarts).unwrap_or(0);
+        let restarts = state.lock().map(|mut s| s.restarts(slot)).unwrap_or(0);
         let path = crate::apiserver::log_path(&k.logs_dir, &pod_json, &c.name, restarts);
         let (stdout, stderr) = match super::logs::create(&path) {
             Ok(files) => files,
             Err(e) => {
                 tracing::warn!(pod = %name, path = %path.display(), error = %e, "cannot create the log file");
-                return;
+                return None;
             }
         };
         event(
@@ -312,14 +203,14 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             format!("Started container {}", c.name),
         )
         .await;
-        set(state, i, |s| {
+        set(state, slot, |s| {
             s.state = json!({"running": {"startedAt": started}});
             s.ready = true;
         });
         report(api, &name, state, &policy).await;
         if k.runtime.is_http(&compiled) {
-            serve(&ctx, i, &c, &prepared, (stdout, stderr), &started).await;
-            return;
+            serve(&ctx, slot, &c, &prepared, (stdout, stderr), &started).await;
+            return None;
         }
         let spec = Spec {
             ctx: prepared.ctx.clone(),
@@ -333,12 +224,12 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
             exit = k.runtime.run(&compiled, spec) => exit,
             () = stopped(stopping.clone()) => {
                 event(Kind::Normal, "Killing", format!("Stopping container {}", c.name)).await;
-                set(state, i, |s| {
+                set(state, slot, |s| {
                     s.state = json!({"terminated": {"exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now()}});
                     s.ready = false;
                 });
                 report(api, &name, state, &policy).await;
-                return;
+                return None;
             }
         };
         let (code, reason, message) = match &exit {
@@ -353,20 +244,21 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         if let Some(m) = message {
             terminated["message"] = json!(m);
         }
+        // Init containers run until they succeed (unless the policy is Never).
         let restart = match policy.as_str() {
             "Never" => false,
             "OnFailure" => code != 0,
-            _ => true,
+            _ => !slot.init || code != 0,
         };
-        set(state, i, |s| {
+        set(state, slot, |s| {
             s.state = json!({"terminated": terminated});
             s.ready = false;
         });
         report(api, &name, state, &policy).await;
         if !restart {
-            return;
+            return Some(code);
         }
-        set(state, i, |s| {
+        set(state, slot, |s| {
             s.last_state = s.state.clone();
             s.restarts += 1;
             s.state = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {}s restarting failed container={} pod={name}", backoff.as_secs(), c.name)}});
@@ -385,7 +277,7 @@ async fn run_container(ctx: Arc<PodCtx>, i: usize, c: Container) {
         .await;
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = stopped(stopping.clone()) => return,
+            () = stopped(stopping.clone()) => return None,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -408,7 +300,7 @@ fn http_ports(c: &Container) -> Vec<u16> {
 /// period: a graceful stop, so the container ends Completed.
 async fn serve(
     ctx: &PodCtx,
-    i: usize,
+    slot: Slot,
     c: &Container,
     prepared: &Prepared,
     (stdout, stderr): (super::runtime::Output, super::runtime::Output),
@@ -424,7 +316,7 @@ async fn serve(
     ) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            set(&ctx.state, i, |s| {
+            set(&ctx.state, slot, |s| {
                 s.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string(), "startedAt": started, "finishedAt": now()}});
                 s.ready = false;
             });
@@ -450,7 +342,7 @@ async fn serve(
     .await;
     ctx.sandbox.unserve(&server);
     server.drain(grace).await;
-    set(&ctx.state, i, |s| {
+    set(&ctx.state, slot, |s| {
         s.state = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now()}});
         s.ready = false;
     });
@@ -471,22 +363,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         .restart_policy
         .clone()
         .unwrap_or_else(|| "Always".into());
-    let containers: Vec<ContainerStatus> = spec
-        .containers
-        .iter()
-        .map(|c| ContainerStatus {
-            name: c.name.clone(),
-            image: c.image.clone().unwrap_or_default(),
-            state: json!({"waiting": {"reason": "ContainerCreating"}}),
-            last_state: json!({}),
-            restarts: 0,
-            ready: false,
-        })
-        .collect();
-    let state = Arc::new(Mutex::new(PodState {
-        containers,
-        started: now(),
-    }));
+    let state = Arc::new(Mutex::new(PodState::new(&pod)));
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pod_dir = k.logs_dir.join(format!(
         "{ns}_{name}_{}",
@@ -503,8 +380,9 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         match volumes.sync(&k.client).await {
             Ok(()) => break,
             Err(e) => {
-                if let Ok(mut s) = state.lock() {
-                    for c in &mut s.containers {
+                if let Ok(mut guard) = state.lock() {
+                    let s = &mut *guard;
+                    for c in s.init.iter_mut().chain(s.containers.iter_mut()) {
                         c.state = json!({"waiting": {"reason": "ContainerCreating", "message": e.to_string()}});
                     }
                 }
@@ -544,11 +422,32 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         stopping: stopping.clone(),
         sandbox,
     });
+    // Init containers first, one at a time, each until it succeeds.
+    let init = async {
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+            let slot = Slot { init: true, i };
+            if run_container(ctx.clone(), slot, c.clone()).await != Some(0) {
+                return false;
+            }
+        }
+        true
+    };
+    let initialized = tokio::select! {
+        ok = init => ok,
+        () = &mut deleting => false,
+    };
+    if !initialized {
+        drop(refresher);
+        if stopping.borrow().is_some() {
+            super::pods::finish_deletion(&k.client, &ctx.pod).await;
+        }
+        return;
+    }
     let tasks: Vec<_> = spec
         .containers
         .into_iter()
         .enumerate()
-        .map(|(i, c)| tokio::spawn(run_container(ctx.clone(), i, c)))
+        .map(|(i, c)| tokio::spawn(run_container(ctx.clone(), Slot { init: false, i }, c)))
         .collect();
     // Container tasks die with this worker: abort them if it is aborted.
     let guards: Vec<_> = tasks

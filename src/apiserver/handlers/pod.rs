@@ -85,9 +85,10 @@ pub fn log_path(dir: &std::path::Path, pod: &Value, container: &str, restart: u6
 }
 
 fn container_status<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
-    pod.pointer("/status/containerStatuses")?
-        .as_array()?
+    ["/status/containerStatuses", "/status/initContainerStatuses"]
         .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten()
         .find(|c| c["name"] == container)
 }
 
@@ -97,12 +98,16 @@ pub(super) fn pick_container(
     asked: Option<&str>,
     name: &str,
 ) -> Result<String, ApiError> {
-    let names: Vec<&str> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
-        .unwrap_or_default();
+    let list = |p: &str| -> Vec<&str> {
+        pod.pointer(p)
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+            .unwrap_or_default()
+    };
+    let names = list("/spec/containers");
+    let init = list("/spec/initContainers");
     match asked {
+        Some(c) if init.contains(&c) => Ok(c.to_string()),
         Some(c) if names.contains(&c) => Ok(c.to_string()),
         Some(c) => Err(ApiError::bad_request(format!(
             "container {c} is not valid for pod {name}"
