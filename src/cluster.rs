@@ -216,8 +216,17 @@ impl ClusterBuilder {
                 registry,
             }),
         );
+        // Compiled code is cached under the data dir; in-memory clusters share one
+        // content-addressed cache in the system temp dir (safe: keyed by image digest
+        // and engine configuration, written by atomic rename).
+        let module_cache = match &self.storage {
+            Storage::Dir(d) => d.join("cache").join("modules"),
+            Storage::Memory => std::env::temp_dir().join("minke-module-cache"),
+        };
         let runtime = Arc::new(
-            crate::kubelet::runtime::Runtime::new().map_err(|e| Error::Bootstrap(e.to_string()))?,
+            crate::kubelet::runtime::Runtime::new()
+                .map_err(|e| Error::Bootstrap(e.to_string()))?
+                .with_disk_cache(&module_cache),
         );
         // An in-memory cluster keeps its images in its temporary dir, removed with it.
         let images = match &self.storage {

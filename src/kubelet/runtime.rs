@@ -6,6 +6,8 @@
 //! stdio, no network (sockets come with the virtual pod network).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -163,6 +165,8 @@ pub struct Runtime {
     linker: Linker<Guest>,
     core_linker: wasmtime::Linker<CoreGuest>,
     cache: Mutex<HashMap<String, Compiled>>,
+    /// Where compiled code is kept across restarts (by image digest and engine).
+    disk: Option<PathBuf>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -220,22 +224,92 @@ impl Runtime {
             linker,
             core_linker,
             cache: Mutex::new(HashMap::new()),
+            disk: None,
             stop_ticker,
         })
     }
 
-    /// Compile `bytes` (or reuse what was compiled from the same digest).
+    /// Keep compiled code under `dir` (a subdir per engine configuration), so a
+    /// restart or another cluster on this machine skips compiling.
+    pub fn with_disk_cache(mut self, dir: &Path) -> Runtime {
+        let mut h = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let dir = dir.join(format!("{:016x}", h.finish()));
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => self.disk = Some(dir),
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "no module cache on disk"),
+        }
+        self
+    }
+
+    /// Compiled code from the disk cache, if this engine wrote it.
+    fn load_cached(&self, path: &Path, core: bool) -> Option<Compiled> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file was written by `serialize` of an engine with the same
+        // compatibility hash (it names the directory), under our own data dir, and
+        // is only ever replaced by an atomic rename; wasmtime still checks its
+        // header and version.
+        let loaded = unsafe {
+            if core {
+                Module::deserialize_file(&self.engine, path).map(Compiled::Module)
+            } else {
+                Component::deserialize_file(&self.engine, path).map(Compiled::Component)
+            }
+        };
+        loaded
+            .inspect_err(
+                |e| tracing::debug!(path = %path.display(), error = %e, "stale module cache entry"),
+            )
+            .ok()
+    }
+
+    fn store_cached(path: &Path, compiled: &Compiled) {
+        let bytes = match compiled {
+            Compiled::Module(m) => m.serialize(),
+            Compiled::Component(c) => c.serialize(),
+        };
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = bytes.and_then(|b| {
+            std::fs::write(&tmp, b)?;
+            std::fs::rename(&tmp, path)?;
+            Ok(())
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!(path = %path.display(), error = %e, "caching compiled code");
+        }
+    }
+
+    /// Compile `bytes` (or reuse what was compiled from the same digest, in memory
+    /// or in the disk cache).
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled> {
         let key = digest(bytes);
         if let Some(c) = self.cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(c);
         }
-        let compiled = if is_core_module(bytes) {
-            Module::new(&self.engine, bytes).map(Compiled::Module)
-        } else {
-            Component::new(&self.engine, bytes).map(Compiled::Component)
+        let core = is_core_module(bytes);
+        let path = self
+            .disk
+            .as_ref()
+            .map(|d| d.join(key.trim_start_matches("sha256:")));
+        let cached = path.as_deref().and_then(|p| self.load_cached(p, core));
+        let c = match cached {
+            Some(c) => c,
+            None => {
+                let compiled = if core {
+                    Module::new(&self.engine, bytes).map(Compiled::Module)
+                } else {
+                    Component::new(&self.engine, bytes).map(Compiled::Component)
+                };
+                let c = compiled.map_err(|e| Error::Compile(format!("{e:#}")))?;
+                if let Some(p) = &path {
+                    Self::store_cached(p, &c);
+                }
+                c
+            }
         };
-        let c = compiled.map_err(|e| Error::Compile(format!("{e:#}")))?;
         if let Ok(mut m) = self.cache.lock() {
             m.insert(key, c.clone());
         }
@@ -511,6 +585,34 @@ mod tests {
             "no preopened dirs: the host filesystem is invisible"
         );
         assert!(err.contains("cat: /etc/passwd"), "{err}");
+    }
+
+    #[test]
+    fn compiled_code_is_reused_from_the_disk_cache() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bytes = builtin("minke/hello").expect("image");
+        let first = Runtime::new().expect("runtime").with_disk_cache(dir.path());
+        first.compile(bytes).expect("compiles");
+        let cached: Vec<_> = std::fs::read_dir(first.disk.as_ref().expect("disk cache"))
+            .expect("cache dir")
+            .flatten()
+            .collect();
+        assert_eq!(cached.len(), 1, "one entry per image digest");
+        let second = Runtime::new().expect("runtime").with_disk_cache(dir.path());
+        let path = second
+            .disk
+            .as_ref()
+            .expect("disk cache")
+            .join(digest(bytes).trim_start_matches("sha256:"));
+        assert!(
+            second.load_cached(&path, false).is_some(),
+            "a new engine loads it"
+        );
+        // A corrupt entry is not trusted: it is compiled again and replaced.
+        std::fs::write(&path, b"garbage").expect("corrupt");
+        assert!(second.load_cached(&path, false).is_none());
+        second.compile(bytes).expect("recompiles");
+        assert!(second.load_cached(&path, false).is_some());
     }
 
     #[test]
