@@ -92,6 +92,19 @@ async fn a_guest_over_its_memory_limit_is_oom_killed() {
     assert_eq!(t, "OOMKilled 137");
     let table = c.ok(&["get", "pod", "hog"]).await;
     assert!(table.contains("OOMKilled"), "{table}");
+    let events = c
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=hog,reason=OOMKilling",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .await;
+    assert_eq!(
+        events,
+        "Memory limit of 33554432 bytes exceeded: container hog killed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

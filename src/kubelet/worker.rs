@@ -239,6 +239,18 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
             Ok(Exit::Trap(m)) => (1, "Error", Some(m.clone())),
             Err(e) => (128, "StartError", Some(e.to_string())),
         };
+        if matches!(exit, Ok(Exit::OomKilled)) {
+            let limit = prepared.ctx.memory_limit.unwrap_or_default();
+            event(
+                Kind::Warning,
+                "OOMKilling",
+                format!(
+                    "Memory limit of {limit} bytes exceeded: container {} killed",
+                    c.name
+                ),
+            )
+            .await;
+        }
         let mut terminated =
             json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now()});
         if let Some(m) = message {
