@@ -120,6 +120,11 @@ pub(super) fn host_path(path: &str, kind: &str, root: Option<&Path>) -> Result<P
     }
     let resolved = canonical_prefix(p).map_err(Cause::io)?;
     inside(&resolved, root, path)?;
+    if matches!(kind, "" | "DirectoryOrCreate") && !resolved.exists() {
+        // Create one component at a time, never through a symlink raced into place.
+        let rel = resolved.strip_prefix(root).map_err(Cause::io)?;
+        super::subpath::resolve(root, &rel.to_string_lossy()).map_err(Cause::io)?;
+    }
     check_type(&resolved, kind)?;
     // Check again now that it exists: a symlink may have appeared on the way.
     let resolved = resolved.canonicalize().map_err(Cause::io)?;

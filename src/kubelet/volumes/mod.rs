@@ -9,7 +9,10 @@
 //! - `configMap`, `secret`, `downwardAPI` and `projected` are payloads
 //!   ([`projection`]) written by the kubelet's atomic writer ([`atomic`]): a fresh
 //!   timestamped dir and one rename of `..data`, so a guest sees an update whole.
-//! - `emptyDir` is a dir under the pod's dir, shared by its containers.
+//!   A projected `serviceAccountToken` source writes no file: the API server
+//!   accepts only the admin token, which must never reach a guest.
+//! - `emptyDir` is a dir under the pod's dir, shared by its containers (also for
+//!   `medium: Memory`; `sizeLimit` is not enforced).
 //! - `hostPath` is allowed only under the cluster's host path root, after
 //!   canonicalization, and `persistentVolumeClaim` mounts the bound PV's
 //!   `hostPath`/`local` dir ([`host`]).
