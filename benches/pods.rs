@@ -168,7 +168,14 @@ async fn main() {
     let cluster = minke::Cluster::builder().start().await.expect("cluster");
     let api: Api<Pod> = Api::namespaced(cluster.client(), "default");
     let names: Vec<String> = (0..200).map(|i| format!("run-{i:03}")).collect();
-    start_latencies(&api, "minke/toolbox", &["loop", "3600", "true"], &names[..1], running).await;
+    start_latencies(
+        &api,
+        "minke/toolbox",
+        &["loop", "3600", "true"],
+        &names[..1],
+        running,
+    )
+    .await;
     let mut lat = start_latencies(
         &api,
         "minke/toolbox",

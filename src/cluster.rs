@@ -57,8 +57,9 @@ enum Storage {
 ///
 /// Defaults: state in memory; listen on `127.0.0.1:0` (an ephemeral port); no
 /// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
-/// image pull back-off from 10 s (doubling to 5 min). Images are stored under
-/// `DATA/images`, or in the in-memory cluster's temporary dir.
+/// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
+/// (pods using one stay ContainerCreating with a `FailedMount` event). Images are
+/// stored under `DATA/images`, or in the in-memory cluster's temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -68,6 +69,7 @@ pub struct ClusterBuilder {
     watch_history: usize,
     bookmark_interval: Duration,
     image_pull_backoff: Duration,
+    host_path_root: Option<PathBuf>,
 }
 
 impl Default for ClusterBuilder {
@@ -80,6 +82,7 @@ impl Default for ClusterBuilder {
             watch_history: store::Options::default().history,
             bookmark_interval: Duration::from_secs(60),
             image_pull_backoff: crate::kubelet::pull::FIRST_BACKOFF,
+            host_path_root: None,
         }
     }
 }
@@ -142,10 +145,25 @@ impl ClusterBuilder {
         self
     }
 
+    /// Allow `hostPath` volumes under `dir` (which must exist), and nowhere else:
+    /// paths are checked after resolving symlinks and `..`. Default: none allowed.
+    #[must_use]
+    pub fn host_path_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.host_path_root = Some(dir.into());
+        self
+    }
+
     /// Open the store, bind the port, start the API server and controllers, create the
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
         let started = Instant::now();
+        let host_path_root =
+            match &self.host_path_root {
+                Some(dir) => Some(dir.canonicalize().map_err(|e| {
+                    Error::Bootstrap(format!("host path root {}: {e}", dir.display()))
+                })?),
+                None => None,
+            };
         let options = store::Options {
             history: self.watch_history,
             ..store::Options::default()
@@ -240,6 +258,7 @@ impl ClusterBuilder {
             logs.path().to_path_buf(),
             crate::kubelet::images::Store::new(images),
             self.image_pull_backoff,
+            host_path_root,
         );
         api.nodes().register(
             &kubelet.node,

@@ -44,6 +44,9 @@ struct UpArgs {
     /// Name of the kubeconfig context, cluster and user.
     #[arg(long, env = "MINKE_CONTEXT", default_value = "minke")]
     context: String,
+    /// Allow pods' hostPath volumes under this dir (default: none allowed).
+    #[arg(long, env = "MINKE_HOST_PATH_ROOT")]
+    host_path_root: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -103,6 +106,9 @@ async fn up(args: UpArgs) -> Result<()> {
         .context(&args.context);
     if !args.in_memory {
         builder = builder.data_dir(data_dir(args.data_dir)?);
+    }
+    if let Some(root) = args.host_path_root {
+        builder = builder.host_path_root(root);
     }
     let kubeconfig = match args.kubeconfig {
         Some(k) => k,

@@ -37,6 +37,8 @@ pub struct Kubelet {
     pub images: Store,
     /// First image pull back-off; doubles up to 5 min.
     pub image_backoff: Duration,
+    /// The canonical dir hostPath volumes must stay under; `None` refuses them all.
+    pub host_path_root: Option<PathBuf>,
     workers: Mutex<HashMap<String, Worker>>,
     binding: Mutex<HashSet<String>>,
 }
@@ -58,6 +60,7 @@ impl Kubelet {
         logs_dir: PathBuf,
         images: Store,
         image_backoff: Duration,
+        host_path_root: Option<PathBuf>,
     ) -> Arc<Kubelet> {
         Arc::new(Kubelet {
             client,
@@ -68,6 +71,7 @@ impl Kubelet {
             metrics: super::metrics::Metrics::default(),
             images,
             image_backoff,
+            host_path_root,
             workers: Mutex::new(HashMap::new()),
             binding: Mutex::new(HashSet::new()),
         })

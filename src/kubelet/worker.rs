@@ -28,7 +28,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often a container waiting on a missing ConfigMap/Secret looks again.
 const CONFIG_RETRY: Duration = Duration::from_secs(1);
-/// How often configMap and secret volumes are re-projected in a running pod.
+/// How often projected volumes are refreshed in a running pod.
 const VOLUME_REFRESH: Duration = Duration::from_secs(1);
 
 /// argv: `command` (else the image's own name) followed by `args`.
@@ -153,7 +153,7 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
         .iter()
         .map(|a| super::env::expand(a, &env))
         .collect();
-    let mounts = match volumes.mounts(&c) {
+    let mounts = match volumes.mounts(&c, &env) {
         Ok(m) => m,
         Err(e) => {
             set(
@@ -381,17 +381,24 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         "{ns}_{name}_{}",
         pod.metadata.uid.clone().unwrap_or_default()
     ));
-    let volumes = Arc::new(Volumes::new(&pod, &pod_dir));
+    let volumes = Arc::new(Volumes::new(&pod, &pod_dir, k.host_path_root.as_deref()));
     let sandbox = Arc::new(Sandbox::new(&pod));
     let _registered = k.sandboxes.open(&uid(&pod), sandbox.clone());
-    // Volumes must be in place before any container starts; a missing ConfigMap or
-    // Secret keeps the pod in ContainerCreating until it appears.
+    // Volumes must be in place before any container starts; a missing ConfigMap,
+    // Secret or bound claim, or a refused hostPath, keeps the pod in
+    // ContainerCreating (with a FailedMount event) and is retried.
     let deleting = stopped(stopping.clone());
     tokio::pin!(deleting);
     loop {
         match volumes.sync(&k.client).await {
             Ok(()) => break,
             Err(e) => {
+                let recorder = Recorder {
+                    client: k.client.clone(),
+                    component: "kubelet",
+                    node: k.node.clone(),
+                };
+                volumes.report_failure(&recorder, &e).await;
                 if let Ok(mut guard) = state.lock() {
                     let s = &mut *guard;
                     for c in s.init.iter_mut().chain(s.containers.iter_mut()) {
@@ -409,7 +416,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
             }
         }
     }
-    // Keep configMap and secret volumes current while the pod runs.
+    // Keep projected volumes (configMap, secret, downwardAPI) current while the pod runs.
     let refresher = {
         let (volumes, client) = (volumes.clone(), k.client.clone());
         AbortOnDrop(

@@ -326,7 +326,13 @@ fn validate_volume_source(vol: &Value, path: &Path) -> Vec<FieldError> {
         }
         for (j, item) in arr(src, "items").iter().enumerate() {
             let ip = p.child("items").index(j);
-            for f in ["key", "path"] {
+            // downwardAPI items name a field, not a key.
+            let required: &[&str] = if key == "downwardAPI" {
+                &["path"]
+            } else {
+                &["key", "path"]
+            };
+            for &f in required {
                 if s(item, f).is_empty() {
                     errs.push(FieldError::required(ip.child(f), ""));
                 }
