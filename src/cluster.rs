@@ -69,6 +69,7 @@ pub struct ClusterBuilder {
     watch_history: usize,
     bookmark_interval: Duration,
     image_pull_backoff: Duration,
+    restart_backoff: Duration,
     host_path_root: Option<PathBuf>,
 }
 
@@ -82,6 +83,7 @@ impl Default for ClusterBuilder {
             watch_history: store::Options::default().history,
             bookmark_interval: Duration::from_secs(60),
             image_pull_backoff: crate::kubelet::pull::FIRST_BACKOFF,
+            restart_backoff: crate::kubelet::worker::FIRST_BACKOFF,
             host_path_root: None,
         }
     }
@@ -142,6 +144,14 @@ impl ClusterBuilder {
     #[must_use]
     pub fn image_pull_backoff(mut self, first: Duration) -> Self {
         self.image_pull_backoff = first;
+        self
+    }
+
+    /// The first back-off before a container that exited is restarted (default
+    /// 10 s, as the kubelet's); it doubles up to 5 min. Tests shorten it.
+    #[must_use]
+    pub fn restart_backoff(mut self, first: Duration) -> Self {
+        self.restart_backoff = first;
         self
     }
 
@@ -257,7 +267,10 @@ impl ClusterBuilder {
             runtime,
             logs.path().to_path_buf(),
             crate::kubelet::images::Store::new(images),
-            self.image_pull_backoff,
+            crate::kubelet::pods::Backoff {
+                image: self.image_pull_backoff,
+                restart: self.restart_backoff,
+            },
             host_path_root,
         );
         api.nodes().register(

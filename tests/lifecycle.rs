@@ -184,6 +184,27 @@ async fn kubectl_exec_runs_toolbox_applets_in_the_pod_sandbox() {
             && stderr.contains("command terminated with exit code 1"),
         "{stderr}"
     );
+    // An edit of the ConfigMap reaches the running pod within seconds.
+    c.ok(&[
+        "patch",
+        "configmap",
+        "game-config",
+        "-p",
+        r#"{"data":{"game.properties":"enemies=ghosts\n"}}"#,
+    ])
+    .await;
+    eventually(
+        &c,
+        &[
+            "exec",
+            "config-demo",
+            "--",
+            "cat",
+            "/etc/config/game.properties",
+        ],
+        |out| out == "enemies=ghosts\n",
+    )
+    .await;
     let missing = c
         .fails(&["exec", "config-demo", "-c", "nope", "--", "ls"])
         .await;

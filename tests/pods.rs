@@ -54,7 +54,8 @@ async fn kubectl_run_hello_completes_and_logs_show_its_args() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_container_restarts_and_previous_logs_are_kept() {
-    let c = TestCluster::start().await;
+    let c =
+        TestCluster::start_with(|b| b.restart_backoff(std::time::Duration::from_millis(500))).await;
     c.ok(&["run", "crash", "--image=minke/crasher", "--", "3", "50"])
         .await;
     c.ok(&[
@@ -171,6 +172,13 @@ spec:
       valueFrom: {fieldRef: {fieldPath: metadata.name}}
     - name: APP
       valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    - name: MEM_LIMIT_MI
+      valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}
+    - name: CPU_REQUEST_M
+      valueFrom: {resourceFieldRef: {containerName: main, resource: requests.cpu, divisor: 1m}}
+    resources:
+      limits: {memory: 64Mi, cpu: 500m}
+      requests: {cpu: 250m}
     envFrom:
     - prefix: CFG_
       configMapRef: {name: settings}
@@ -219,6 +227,8 @@ spec:
         "MY_POD=envy",
         "APP=envy",
         "CFG_color=blue",
+        "MEM_LIMIT_MI=64",
+        "CPU_REQUEST_M=250",
     ] {
         assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
     }

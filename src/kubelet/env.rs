@@ -31,9 +31,28 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// A resourceFieldRef names something the container does not have.
+    #[error("{0}")]
+    Resource(String),
     /// The API could not be read.
     #[error("reading the API: {0}")]
     Api(String),
+}
+
+/// The allocatable resources of the pod's node (what an unset limit means).
+async fn allocatable(client: &kube::Client, pod: &Pod) -> BTreeMap<String, String> {
+    let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+        return BTreeMap::new();
+    };
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    nodes
+        .get_opt(&node)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.status?.allocatable)
+        .map(|a| a.into_iter().map(|(k, q)| (k, q.0)).collect())
+        .unwrap_or_default()
 }
 
 /// Reads ConfigMaps and Secrets of one namespace, each at most once per container.
@@ -236,6 +255,14 @@ pub async fn build(
                         &k.key,
                         k.optional == Some(true),
                     )?
+                } else if let Some(r) = &from.resource_field_ref {
+                    // In env, the container defaults to the one being configured.
+                    let mut sel = r.clone();
+                    if sel.container_name.as_deref().unwrap_or("").is_empty() {
+                        sel.container_name = Some(c.name.clone());
+                    }
+                    let node = allocatable(client, pod).await;
+                    Some(super::volumes::resource(pod, &sel, &node).map_err(Error::Resource)?)
                 } else {
                     from.field_ref.as_ref().map(|f| field(pod, &f.field_path))
                 }

@@ -18,6 +18,6 @@ pub mod sandbox;
 pub mod serve;
 mod status;
 mod volumes;
-mod worker;
+pub(crate) mod worker;
 
 pub use pods::{Kubelet, run};

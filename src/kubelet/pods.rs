@@ -19,6 +19,16 @@ use super::runtime::Runtime;
 use super::sandbox::Sandboxes;
 use super::worker;
 
+/// The first back-off of image pulls and of container restarts (10 s each, as the
+/// kubelet's; both double up to 5 min). Tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// After a failed image pull.
+    pub image: Duration,
+    /// Before restarting a container that exited.
+    pub restart: Duration,
+}
+
 /// What the kubelet's tasks share.
 pub struct Kubelet {
     /// API client (in-process).
@@ -35,8 +45,8 @@ pub struct Kubelet {
     pub metrics: super::metrics::Metrics,
     /// The local image store (imports and pulls).
     pub images: Store,
-    /// First image pull back-off; doubles up to 5 min.
-    pub image_backoff: Duration,
+    /// First back-offs (image pulls, container restarts); each doubles up to 5 min.
+    pub backoff: Backoff,
     /// The canonical dir hostPath volumes must stay under; `None` refuses them all.
     pub host_path_root: Option<PathBuf>,
     workers: Mutex<HashMap<String, Worker>>,
@@ -59,7 +69,7 @@ impl Kubelet {
         runtime: Arc<Runtime>,
         logs_dir: PathBuf,
         images: Store,
-        image_backoff: Duration,
+        backoff: Backoff,
         host_path_root: Option<PathBuf>,
     ) -> Arc<Kubelet> {
         Arc::new(Kubelet {
@@ -70,7 +80,7 @@ impl Kubelet {
             sandboxes: Arc::default(),
             metrics: super::metrics::Metrics::default(),
             images,
-            image_backoff,
+            backoff,
             host_path_root,
             workers: Mutex::new(HashMap::new()),
             binding: Mutex::new(HashSet::new()),

@@ -66,7 +66,7 @@ where
         .image_pull_policy
         .clone()
         .unwrap_or_else(|| default_policy(&r).into());
-    let mut backoff = k.image_backoff;
+    let mut backoff = k.backoff.image;
     let mut never_reported = false;
     loop {
         let present = lookup(&k.images, &r).await;
@@ -87,7 +87,7 @@ where
                 waiting("ErrImageNeverPull", msg).await;
                 never_reported = true;
             }
-            tokio::time::sleep(k.image_backoff).await;
+            tokio::time::sleep(k.backoff.image).await;
             continue;
         }
         event(

@@ -24,7 +24,7 @@ use crate::api::clock::now;
 use crate::api::quantity::Quantity;
 
 /// First restart back-off; it doubles up to [`MAX_BACKOFF`], as the kubelet's.
-const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often a container waiting on a missing ConfigMap/Secret looks again.
 const CONFIG_RETRY: Duration = Duration::from_secs(1);
@@ -179,7 +179,7 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
         },
     };
     sandbox.prepare(&c.name, prepared.clone());
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = k.backoff.restart;
     loop {
         let restarts = state.lock().map(|mut s| s.restarts(slot)).unwrap_or(0);
         let path = crate::apiserver::log_path(&k.logs_dir, &pod_json, &c.name, restarts);

@@ -89,7 +89,7 @@ fn ceil_div(a: i128, b: i128) -> i128 {
 /// request in units of `divisor` (default 1), rounded up. An unset limit is the
 /// node's allocatable, as the kubelet merges it; an unset request is the limit
 /// (the API server's defaulting), else 0.
-pub(super) fn resource(
+pub(in crate::kubelet) fn resource(
     pod: &Pod,
     sel: &ResourceFieldSelector,
     allocatable: &BTreeMap<String, String>,

@@ -30,4 +30,5 @@ mod projection;
 mod set;
 mod subpath;
 
+pub(super) use downward::resource;
 pub use set::{Mount, Volumes};
