@@ -2,8 +2,8 @@
 # Install what the tests and benchmarks need, idempotently: the Python kubernetes
 # client (tests/python), curl, Debian's docker-registry (the OCI registry
 # tests/images.rs pulls from; the tests start their own instances, so its system
-# service is left alone), and the benchmark peers (etcd, etcd's client libs need
-# protoc only for benches).
+# service is left alone), and with MINKE_BENCH=1 the benchmark peers (etcd,
+# wasmtime-cli 48).
 set -euo pipefail
 
 need_apt=()
@@ -25,3 +25,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 python3 -c 'import kubernetes' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check kubernetes
+# The pod benchmark's peer for instance start: `wasmtime run` of the same component
+# (wasmtime-cli matching our engine; a slow build, so only for benchmarks).
+if [ "${MINKE_BENCH:-0}" = 1 ] && ! wasmtime --version 2>/dev/null | grep -q '^wasmtime 48\.'; then
+  cargo install --quiet wasmtime-cli --version 48.0.8 --locked
+fi
