@@ -172,6 +172,8 @@ spec:
       valueFrom: {fieldRef: {fieldPath: metadata.name}}
     - name: APP
       valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    - name: POD_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
     - name: MEM_LIMIT_MI
       valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}
     - name: CPU_REQUEST_M
@@ -228,6 +230,7 @@ spec:
         "APP=envy",
         "CFG_color=blue",
         "MEM_LIMIT_MI=64",
+        "POD_IP=10.244.",
         "CPU_REQUEST_M=250",
     ] {
         assert!(logs.contains(line), "missing {line:?} in:\n{logs}");
@@ -364,6 +367,14 @@ async fn describe_pod_shows_the_kubelet_events_and_the_node_lease_is_renewed() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(reasons.contains("Scheduled"), "{reasons}");
+    assert!(
+        reasons.starts_with("Scheduled"),
+        "the scheduler's event comes first: {reasons}"
+    );
+    let ip = c
+        .ok(&["get", "pod", "hello", "-o", "jsonpath={.status.podIP}"])
+        .await;
+    assert!(ip.starts_with("10.244."), "{ip}");
     let describe = c.ok(&["describe", "pod", "hello"]).await;
     for reason in ["Scheduled", "Pulled", "Created", "Started"] {
         assert!(

@@ -7,6 +7,7 @@ mod env;
 mod events;
 pub mod exec;
 pub mod images;
+mod ipam;
 mod lease;
 mod limits;
 pub mod logs;

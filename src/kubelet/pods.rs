@@ -41,6 +41,10 @@ pub struct Kubelet {
     pub logs_dir: PathBuf,
     /// The sandboxes of the pods running here (exec and metrics use them).
     pub sandboxes: Arc<Sandboxes>,
+    /// Pod IPs in use on this node.
+    pub(super) pod_ips: Arc<super::ipam::PodIps>,
+    /// Pods being bound (their worker starts once the Scheduled event is out).
+    binding_now: Mutex<HashSet<String>>,
     /// Resource usage rates for metrics.k8s.io.
     pub metrics: super::metrics::Metrics,
     /// The local image store (imports and pulls).
@@ -78,6 +82,8 @@ impl Kubelet {
             runtime,
             logs_dir,
             sandboxes: Arc::default(),
+            pod_ips: Arc::default(),
+            binding_now: Mutex::new(HashSet::new()),
             metrics: super::metrics::Metrics::default(),
             images,
             backoff,
@@ -100,13 +106,18 @@ fn uid(pod: &Pod) -> String {
 }
 
 /// Assign an unscheduled pod to this node through the `binding` subresource.
-async fn bind(k: &Kubelet, pod: &Pod) {
+async fn bind(k: &Arc<Kubelet>, pod: &Pod) {
     let (Some(ns), Some(name)) = (
         pod.metadata.namespace.as_deref(),
         pod.metadata.name.as_deref(),
     ) else {
         return;
     };
+    // The worker waits for the Scheduled event, so events read in order.
+    let id = uid(pod);
+    if let Ok(mut b) = k.binding_now.lock() {
+        b.insert(id.clone());
+    }
     let api: Api<Pod> = Api::namespaced(k.client.clone(), ns);
     let binding = json!({
         "apiVersion": "v1", "kind": "Binding",
@@ -129,6 +140,13 @@ async fn bind(k: &Kubelet, pod: &Pod) {
         }
         Err(e) => tracing::debug!(pod = %name, error = %e, "binding failed"),
     }
+    if let Ok(mut b) = k.binding_now.lock() {
+        b.remove(&id);
+    }
+    // The bound pod's watch event may have come and gone meanwhile: look again.
+    if let Ok(Some(bound)) = api.get_opt(name).await {
+        on_apply(k, bound);
+    }
 }
 
 fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
@@ -147,7 +165,7 @@ fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
         }
         return;
     }
-    if node != k.node {
+    if node != k.node || k.binding_now.lock().is_ok_and(|b| b.contains(&id)) {
         return;
     }
     if deleting {

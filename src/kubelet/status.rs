@@ -58,6 +58,7 @@ impl ContainerStatus {
 
 /// Everything the worker reports, shared by its container tasks.
 pub(super) struct PodState {
+    pub pod_ip: Option<String>,
     pub init: Vec<ContainerStatus>,
     pub containers: Vec<ContainerStatus>,
     pub started: String,
@@ -76,6 +77,7 @@ impl PodState {
             }
         }
         PodState {
+            pod_ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
             init: spec
                 .init_containers
                 .iter()
@@ -190,6 +192,10 @@ pub(super) async fn report(api: &Api<Pod>, name: &str, state: &Mutex<PodState>, 
             ],
             "containerStatuses": s.containers.iter().map(ContainerStatus::to_json).collect::<Vec<_>>(),
         });
+        if let Some(ip) = &s.pod_ip {
+            status["podIP"] = json!(ip);
+            status["podIPs"] = json!([{"ip": ip}]);
+        }
         if !s.init.is_empty() {
             status["initContainerStatuses"] = s.init.iter().map(ContainerStatus::to_json).collect();
         }

@@ -375,6 +375,12 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         .restart_policy
         .clone()
         .unwrap_or_else(|| "Always".into());
+    // The pod's IP, held while it runs; `fieldRef: status.podIP` sees it too.
+    let lease = k.pod_ips.allocate();
+    let mut pod = pod;
+    if let Some(l) = &lease {
+        pod.status.get_or_insert_with(Default::default).pod_ip = Some(l.ip().to_string());
+    }
     let state = Arc::new(Mutex::new(PodState::new(&pod)));
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pod_dir = k.logs_dir.join(format!(
