@@ -464,3 +464,59 @@ async fn exec_with_a_terminal_lists_the_config_volume() {
         "a terminal gets CRLF: {text:?}"
     );
 }
+
+/// `(module (func (export "_start") unreachable))`: a guest that traps at once.
+const TRAPPING_MODULE: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+    0x03, 0x02, 0x01, 0x00, // one function of that type
+    0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // export _start
+    0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // body: unreachable
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_module_ends_in_error_with_the_trap_message() {
+    let data = tempfile::tempdir().expect("data dir");
+    let c = TestCluster::start_with(|b| b.data_dir(data.path())).await;
+    let file = c.path("trap.wasm");
+    std::fs::write(&file, TRAPPING_MODULE).expect("write module");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minke"))
+        .args(["image", "import"])
+        .arg(&file)
+        .args(["example.local/trap:v1", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("minke image import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.ok(&[
+        "run",
+        "trap",
+        "--image=example.local/trap:v1",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+    ])
+    .await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Failed",
+        "pod/trap",
+        WAIT,
+    ])
+    .await;
+    let t = c
+        .ok(&[
+            "get",
+            "pod",
+            "trap",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.terminated.reason}|{.status.containerStatuses[0].state.terminated.message}",
+        ])
+        .await;
+    let (reason, message) = t.split_once('|').expect("reason|message");
+    assert_eq!(reason, "Error");
+    assert!(message.contains("unreachable"), "{message}");
+}
