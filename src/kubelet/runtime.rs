@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Module, Store};
 use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -109,7 +109,7 @@ impl std::fmt::Debug for Spec {
 }
 
 /// Per-instance state of a wasip1 core module.
-struct CoreGuest {
+pub struct CoreGuest {
     wasi: WasiP1Ctx,
     limit: MemoryLimit,
 }
@@ -118,10 +118,20 @@ struct CoreGuest {
 /// codes: the preview-1 adapter of components can only say success or failure).
 #[derive(Clone)]
 pub enum Compiled {
-    /// A WASI 0.2 component.
-    Component(Component),
-    /// A wasip1 core module.
-    Module(Module),
+    /// A WASI 0.2 component, with its command pre-instantiation once made.
+    Component(Component, Arc<OnceLock<CommandPre<Guest>>>),
+    /// A wasip1 core module, with its pre-instantiation once made.
+    Module(Module, Arc<OnceLock<wasmtime::InstancePre<CoreGuest>>>),
+}
+
+impl Compiled {
+    fn component(c: Component) -> Compiled {
+        Compiled::Component(c, Arc::default())
+    }
+
+    fn module(m: Module) -> Compiled {
+        Compiled::Module(m, Arc::default())
+    }
 }
 
 /// Whether bytes are a core module (`\0asm` version 1) rather than a component.
@@ -253,9 +263,9 @@ impl Runtime {
         // header and version.
         let loaded = unsafe {
             if core {
-                Module::deserialize_file(&self.engine, path).map(Compiled::Module)
+                Module::deserialize_file(&self.engine, path).map(Compiled::module)
             } else {
-                Component::deserialize_file(&self.engine, path).map(Compiled::Component)
+                Component::deserialize_file(&self.engine, path).map(Compiled::component)
             }
         };
         loaded
@@ -267,8 +277,8 @@ impl Runtime {
 
     fn store_cached(path: &Path, compiled: &Compiled) {
         let bytes = match compiled {
-            Compiled::Module(m) => m.serialize(),
-            Compiled::Component(c) => c.serialize(),
+            Compiled::Module(m, _) => m.serialize(),
+            Compiled::Component(c, _) => c.serialize(),
         };
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let written = bytes.and_then(|b| {
@@ -299,9 +309,9 @@ impl Runtime {
             Some(c) => c,
             None => {
                 let compiled = if core {
-                    Module::new(&self.engine, bytes).map(Compiled::Module)
+                    Module::new(&self.engine, bytes).map(Compiled::module)
                 } else {
-                    Component::new(&self.engine, bytes).map(Compiled::Component)
+                    Component::new(&self.engine, bytes).map(Compiled::component)
                 };
                 let c = compiled.map_err(|e| Error::Compile(format!("{e:#}")))?;
                 if let Some(p) = &path {
@@ -374,7 +384,7 @@ impl Runtime {
     /// Whether a compiled image is an HTTP component (it exports
     /// `wasi:http/incoming-handler`): it is served rather than run.
     pub fn is_http(&self, compiled: &Compiled) -> bool {
-        let Compiled::Component(c) = compiled else {
+        let Compiled::Component(c, _) = compiled else {
             return false;
         };
         c.component_type()
@@ -407,9 +417,21 @@ impl Runtime {
         let mut builder = Self::wasi(&ctx, stdin, stdout, stderr)?;
         let (usage, cpu_limit) = (ctx.usage.clone(), ctx.cpu_limit);
         match compiled {
-            Compiled::Component(component) => {
+            Compiled::Component(component, pre) => {
+                let pre = match pre.get() {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = self
+                            .linker
+                            .instantiate_pre(component)
+                            .and_then(CommandPre::new)
+                            .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+                        pre.get_or_init(|| p).clone()
+                    }
+                };
                 let mut store = self.store(&ctx, builder.build());
-                let command = Command::instantiate_async(&mut store, component, &self.linker)
+                let command = pre
+                    .instantiate_async(&mut store)
                     .await
                     .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
                 let outcome = Metered::new(
@@ -425,7 +447,17 @@ impl Runtime {
                     Err(e) => failure(&e, oom),
                 })
             }
-            Compiled::Module(module) => {
+            Compiled::Module(module, pre) => {
+                let pre = match pre.get() {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = self
+                            .core_linker
+                            .instantiate_pre(module)
+                            .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+                        pre.get_or_init(|| p).clone()
+                    }
+                };
                 let mut store = Store::new(
                     &self.engine,
                     CoreGuest {
@@ -435,9 +467,8 @@ impl Runtime {
                 );
                 store.limiter(|g| &mut g.limit);
                 store.epoch_deadline_async_yield_and_update(1);
-                let instance = self
-                    .core_linker
-                    .instantiate_async(&mut store, module)
+                let instance = pre
+                    .instantiate_async(&mut store)
                     .await
                     .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
                 let start = instance

@@ -67,7 +67,7 @@ impl HttpServer {
         stdout: Output,
         stderr: Output,
     ) -> Result<HttpServer, Error> {
-        let Compiled::Component(component) = compiled else {
+        let Compiled::Component(component, _) = compiled else {
             return Err(Error::Instantiate("a core module cannot serve HTTP".into()));
         };
         Ok(HttpServer {
