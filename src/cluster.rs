@@ -245,11 +245,14 @@ impl ClusterBuilder {
             }),
         );
         // Compiled code is cached under the data dir; in-memory clusters share one
-        // content-addressed cache in the system temp dir (safe: keyed by image digest
-        // and engine configuration, written by atomic rename).
+        // content-addressed cache per user in the system temp dir (keyed by image
+        // digest and engine configuration, written by atomic rename, and refused
+        // unless only this user can write it).
         let module_cache = match &self.storage {
             Storage::Dir(d) => d.join("cache").join("modules"),
-            Storage::Memory => std::env::temp_dir().join("minke-module-cache"),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            Storage::Memory => std::env::temp_dir()
+                .join(format!("minke-module-cache-{}", unsafe { libc::geteuid() })),
         };
         let runtime = Arc::new(
             crate::kubelet::runtime::Runtime::new()

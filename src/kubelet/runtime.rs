@@ -245,7 +245,7 @@ impl Runtime {
         let mut h = std::hash::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         let dir = dir.join(format!("{:016x}", h.finish()));
-        match std::fs::create_dir_all(&dir) {
+        match std::fs::create_dir_all(&dir).and_then(|()| private(&dir)) {
             Ok(()) => self.disk = Some(dir),
             Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "no module cache on disk"),
         }
@@ -280,7 +280,8 @@ impl Runtime {
             Compiled::Module(m, _) => m.serialize(),
             Compiled::Component(c, _) => c.serialize(),
         };
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A name no other writer (thread or process) uses, then an atomic rename.
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
         let written = bytes.and_then(|b| {
             std::fs::write(&tmp, b)?;
             std::fs::rename(&tmp, path)?;
@@ -498,6 +499,27 @@ pub fn log_file(path: &std::path::Path) -> Output {
     }
 }
 
+/// Compiled code is trusted when loaded, so its dir must be ours alone: owned by
+/// this user and writable by nobody else (made so if we own it).
+fn private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for d in dir.ancestors().take(2) {
+        let meta = std::fs::metadata(d)?;
+        if meta.uid() != me {
+            return Err(std::io::Error::other(format!(
+                "{} belongs to another user",
+                d.display()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
 /// What an error out of a guest run means: an explicit exit, running out of memory
 /// (an allocation the limit refused, whatever trap followed), or a trap.
 fn failure(e: &wasmtime::Error, oom: bool) -> Exit {
@@ -644,6 +666,19 @@ mod tests {
         assert!(second.load_cached(&path, false).is_none());
         second.compile(bytes).expect("recompiles");
         assert!(second.load_cached(&path, false).is_some());
+    }
+
+    #[test]
+    fn the_cache_dir_is_made_private_to_this_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let open = dir.path().join("cache");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let rt = Runtime::new().expect("runtime").with_disk_cache(&open);
+        assert!(rt.disk.is_some());
+        let mode = std::fs::metadata(&open).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
