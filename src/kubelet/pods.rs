@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -286,7 +286,11 @@ pub async fn run(k: Arc<Kubelet>) {
 /// React to every pod change until the watch stream ends.
 async fn follow(k: Arc<Kubelet>) {
     let api: Api<Pod> = Api::all(k.client.clone());
-    let mut events = watcher(api, watcher::Config::default()).boxed();
+    // Back off between failed attempts: an API that fails at once (say, while the
+    // cluster shuts down) must not turn this loop into a busy spin.
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     while let Some(ev) = events.next().await {
         match ev {
             Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => on_apply(&k, p),
