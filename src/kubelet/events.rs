@@ -36,6 +36,23 @@ impl Recorder {
         reason: &str,
         message: String,
     ) {
+        let at = jiff::Timestamp::now();
+        self.record_at(pod, container, kind, reason, message, at)
+            .await;
+    }
+
+    /// Record an event named for the instant `at` (events list in name order, so
+    /// an event stamped before another step lists before that step's events even
+    /// when it is written after them).
+    pub async fn record_at(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        kind: Kind,
+        reason: &str,
+        message: String,
+        at: jiff::Timestamp,
+    ) {
         let (client, component, node) = (&self.client, self.component, self.node.as_str());
         let (Some(ns), Some(name)) = (
             pod.metadata.namespace.as_deref(),
@@ -50,7 +67,7 @@ impl Recorder {
         }
         let event = json!({
             // Named as the kubelet's recorder names events: `<object>.<unix nanos in hex>`.
-            "metadata": {"name": format!("{name}.{:x}", jiff::Timestamp::now().as_nanosecond()), "namespace": ns},
+            "metadata": {"name": format!("{name}.{:x}", at.as_nanosecond()), "namespace": ns},
             "involvedObject": involved,
             "reason": reason,
             "message": message,

@@ -43,8 +43,6 @@ pub struct Kubelet {
     pub sandboxes: Arc<Sandboxes>,
     /// Pod IPs in use on this node.
     pub(super) pod_ips: Arc<super::ipam::PodIps>,
-    /// Pods being bound (their worker starts once the Scheduled event is out).
-    binding_now: Mutex<HashSet<String>>,
     /// Resource usage rates for metrics.k8s.io.
     pub metrics: super::metrics::Metrics,
     /// The local image store (imports and pulls).
@@ -83,7 +81,6 @@ impl Kubelet {
             logs_dir,
             sandboxes: Arc::default(),
             pod_ips: Arc::default(),
-            binding_now: Mutex::new(HashSet::new()),
             metrics: super::metrics::Metrics::default(),
             images,
             backoff,
@@ -106,18 +103,16 @@ fn uid(pod: &Pod) -> String {
 }
 
 /// Assign an unscheduled pod to this node through the `binding` subresource.
-async fn bind(k: &Arc<Kubelet>, pod: &Pod) {
+async fn bind(k: &Kubelet, pod: &Pod) {
     let (Some(ns), Some(name)) = (
         pod.metadata.namespace.as_deref(),
         pod.metadata.name.as_deref(),
     ) else {
         return;
     };
-    // The worker waits for the Scheduled event, so events read in order.
-    let id = uid(pod);
-    if let Ok(mut b) = k.binding_now.lock() {
-        b.insert(id.clone());
-    }
+    // The Scheduled event is stamped before the binding, so it lists before the
+    // kubelet's events even though the worker may start before it is written.
+    let at = jiff::Timestamp::now();
     let api: Api<Pod> = Api::namespaced(k.client.clone(), ns);
     let binding = json!({
         "apiVersion": "v1", "kind": "Binding",
@@ -135,17 +130,17 @@ async fn bind(k: &Arc<Kubelet>, pod: &Pod) {
                 component: "default-scheduler",
                 node: k.node.clone(),
             }
-            .record(pod, None, super::events::Kind::Normal, "Scheduled", message)
+            .record_at(
+                pod,
+                None,
+                super::events::Kind::Normal,
+                "Scheduled",
+                message,
+                at,
+            )
             .await;
         }
         Err(e) => tracing::debug!(pod = %name, error = %e, "binding failed"),
-    }
-    if let Ok(mut b) = k.binding_now.lock() {
-        b.remove(&id);
-    }
-    // The bound pod's watch event may have come and gone meanwhile: look again.
-    if let Ok(Some(bound)) = api.get_opt(name).await {
-        on_apply(k, bound);
     }
 }
 
@@ -165,7 +160,7 @@ fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
         }
         return;
     }
-    if node != k.node || k.binding_now.lock().is_ok_and(|b| b.contains(&id)) {
+    if node != k.node {
         return;
     }
     if deleting {
