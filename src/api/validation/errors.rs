@@ -229,6 +229,10 @@ pub fn go_quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
+            // Other non-printable runes, as Go writes them.
+            c if c.is_control() || matches!(c, '\u{feff}' | '\u{200b}'..='\u{200f}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c => out.push(c),
         }
     }
