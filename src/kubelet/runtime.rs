@@ -1,6 +1,7 @@
-//! The wasm engine: one wasmtime `Engine` (async, epoch interruption so long-running
-//! guests yield), compiled components cached by content digest, and running a
-//! `wasi:cli/command` component with its argv, env, stdio and memory limit.
+//! The wasm engine: one process-wide wasmtime `Engine` (async, pooling allocator,
+//! epoch interruption so long-running guests yield), compiled components cached by
+//! content digest, and running a `wasi:cli/command` component with its argv, env,
+//! stdio and memory limit.
 //!
 //! Guests get only what the spec grants: no preopened dirs, no inherited env, args or
 //! stdio, no network (sockets come with the virtual pod network).
@@ -8,7 +9,6 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -169,6 +169,70 @@ impl WasiView for Guest {
 /// How often the epoch advances; a running guest yields to other tasks each tick.
 const TICK: Duration = Duration::from_millis(10);
 
+/// How many guests the instance pool holds at once, process-wide. Components
+/// built with the preview-1 adapter instantiate 4 core modules with 1 linear
+/// memory and 2 tables; a node holds up to 1000 pods, and `exec` and HTTP requests
+/// take instances of their own.
+const POOL_COMPONENTS: u32 = 4_000;
+const POOL_CORE_INSTANCES: u32 = 5 * POOL_COMPONENTS;
+/// Each memory slot reserves 4 GiB + guard of address space (never committed
+/// until used), so 4000 slots take ~16 TiB of the 128 TiB x86-64 user space.
+const POOL_MEMORIES: u32 = POOL_COMPONENTS;
+const POOL_TABLES: u32 = 2 * POOL_COMPONENTS;
+
+/// The process-wide engine: every cluster (and every node) in this process runs
+/// its guests on it, so there is one instance pool and one epoch ticker.
+fn shared_engine() -> Result<Engine> {
+    static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let engine = pooled_engine().or_else(|e| {
+                // Machines with a small address space (39-bit aarch64, `ulimit -v`)
+                // cannot reserve the pool; instances then get their own mappings.
+                tracing::warn!(error = %e, "no pooling allocator; allocating instances on demand");
+                Engine::new(&base_config())
+            });
+            let engine = engine.map_err(|e| e.to_string())?;
+            start_ticker(&engine).map_err(|e| e.to_string())?;
+            Ok(engine)
+        })
+        .clone()
+        .map_err(Error::Engine)
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true).wasm_component_model(true);
+    config
+}
+
+fn pooled_engine() -> wasmtime::Result<Engine> {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_COMPONENTS)
+        .total_core_instances(POOL_CORE_INSTANCES)
+        .total_memories(POOL_MEMORIES)
+        .total_tables(POOL_TABLES)
+        .total_stacks(POOL_COMPONENTS);
+    let mut config = base_config();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// Advance the engine's epoch every [`TICK`] for the life of the process.
+fn start_ticker(engine: &Engine) -> std::io::Result<()> {
+    let ticking = engine.weak();
+    std::thread::Builder::new()
+        .name("minke-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticking.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .map(drop)
+}
+
 /// The engine, its linker and the compiled-component cache.
 pub struct Runtime {
     engine: Engine,
@@ -177,18 +241,11 @@ pub struct Runtime {
     cache: Mutex<HashMap<String, Compiled>>,
     /// Where compiled code is kept across restarts (by image digest and engine).
     disk: Option<PathBuf>,
-    stop_ticker: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime").finish_non_exhaustive()
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
     }
 }
 
@@ -202,11 +259,9 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 impl Runtime {
-    /// A runtime with its own engine and epoch ticker thread.
+    /// A runtime on the process-wide engine, with its own linkers and cache.
     pub fn new() -> Result<Runtime> {
-        let mut config = Config::new();
-        config.epoch_interruption(true).wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| Error::Engine(e.to_string()))?;
+        let engine = shared_engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(e.to_string()))?;
@@ -215,27 +270,12 @@ impl Runtime {
         let mut core_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |g: &mut CoreGuest| &mut g.wasi)
             .map_err(|e| Error::Engine(e.to_string()))?;
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticking, stop) = (engine.weak(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("minke-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    match ticking.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| Error::Engine(e.to_string()))?;
         Ok(Runtime {
             engine,
             linker,
             core_linker,
             cache: Mutex::new(HashMap::new()),
             disk: None,
-            stop_ticker,
         })
     }
 
@@ -638,6 +678,39 @@ mod tests {
             "no preopened dirs: the host filesystem is invisible"
         );
         assert!(err.contains("cat: /etc/passwd"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_runtime_in_the_process_shares_one_engine_and_its_pool() {
+        let (a, b) = (
+            Runtime::new().expect("runtime"),
+            Runtime::new().expect("runtime"),
+        );
+        // Code compiled by one cluster's runtime runs on another's: one engine.
+        let compiled = a
+            .compile(builtin("minke/hello").expect("image"))
+            .expect("compiles");
+        let runs = (0..16).map(|i| {
+            let (spec, files) = spec(&["hello", &i.to_string()], &[], None);
+            let rt = if i % 2 == 0 { &a } else { &b };
+            let compiled = compiled.clone();
+            async move {
+                let files = files; // the whole struct, so its temp dir lives on
+                let exit = rt.run(&compiled, spec).await.expect("runs");
+                (
+                    exit,
+                    std::fs::read_to_string(&files.out).unwrap_or_default(),
+                )
+            }
+        });
+        for (i, (exit, out)) in futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(exit, Exit::Code(0));
+            assert!(out.contains(&format!("args: {i}")), "run {i}: {out:?}");
+        }
     }
 
     #[test]
