@@ -1,7 +1,7 @@
 //! What a fresh cluster has: the four namespaces, the `kubernetes` Service and its
 //! Endpoints, and a Node for this machine. Created through the API like any client.
 
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -29,18 +29,6 @@ pub(crate) fn node_name() -> String {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         })
         .unwrap_or_else(|| "minke".into())
-}
-
-fn memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map_or(8 << 30, |kib| kib * 1024)
 }
 
 /// Create the objects every cluster starts with; refresh the API endpoint address.
@@ -74,38 +62,5 @@ pub(crate) async fn run(
         .patch("kubernetes", &kube::api::PatchParams::default(), &patch)
         .await?;
 
-    let nodes: Api<Node> = Api::all(client);
-    let name = node_name();
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let mem_ki = memory_bytes() / 1024;
-    let now = crate::api::clock::now();
-    ensure(
-        &nodes,
-        json!({
-            "metadata": {"name": name, "labels": {
-                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "wasm32",
-                "node-role.kubernetes.io/control-plane": "", "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "wasm32"
-            }},
-            "spec": {"podCIDR": "10.244.0.0/16", "podCIDRs": ["10.244.0.0/16"]},
-            "status": {
-                "capacity": {"cpu": cpus.to_string(), "memory": format!("{mem_ki}Ki"), "pods": "1000", "ephemeral-storage": "100Gi"},
-                "allocatable": {"cpu": cpus.to_string(), "memory": format!("{mem_ki}Ki"), "pods": "1000", "ephemeral-storage": "100Gi"},
-                "conditions": [
-                    {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available", "lastHeartbeatTime": now, "lastTransitionTime": now},
-                    {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
-                    {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available", "lastHeartbeatTime": now, "lastTransitionTime": now},
-                    {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}
-                ],
-                "addresses": [{"type": "InternalIP", "address": api_host}, {"type": "Hostname", "address": name}],
-                "nodeInfo": {
-                    "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "minke",
-                    "containerRuntimeVersion": format!("wasmtime://minke-{}", env!("CARGO_PKG_VERSION")),
-                    "kubeletVersion": format!("v1.{}.0-minke", crate::apiserver::KUBE_MINOR), "kubeProxyVersion": "",
-                    "operatingSystem": "linux", "architecture": "wasm32"
-                }
-            }
-        }),
-    )
-    .await?;
     Ok(())
 }

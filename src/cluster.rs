@@ -71,6 +71,8 @@ pub struct ClusterBuilder {
     image_pull_backoff: Duration,
     restart_backoff: Duration,
     host_path_root: Option<PathBuf>,
+    nodes: usize,
+    node_capacity: Option<crate::kubelet::node::Capacity>,
 }
 
 impl Default for ClusterBuilder {
@@ -85,6 +87,8 @@ impl Default for ClusterBuilder {
             image_pull_backoff: crate::kubelet::pull::FIRST_BACKOFF,
             restart_backoff: crate::kubelet::worker::FIRST_BACKOFF,
             host_path_root: None,
+            nodes: 1,
+            node_capacity: None,
         }
     }
 }
@@ -163,10 +167,33 @@ impl ClusterBuilder {
         self
     }
 
+    /// Run `n` virtual nodes (1 to 16), each with its own kubelet, capacity and
+    /// block of pod IPs: the first is named for this machine, the others
+    /// `NAME-m02`, `NAME-m03`, … Default 1.
+    #[must_use]
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    /// What each node offers (default: this machine's CPUs and memory, 1 000 pods).
+    #[must_use]
+    pub fn node_capacity(mut self, capacity: crate::kubelet::node::Capacity) -> Self {
+        self.node_capacity = Some(capacity);
+        self
+    }
+
     /// Open the store, bind the port, start the API server and controllers, create the
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
         let started = Instant::now();
+        if !(1..=crate::kubelet::ipam::MAX_NODES).contains(&self.nodes) {
+            return Err(Error::Bootstrap(format!(
+                "--nodes must be between 1 and {}, not {}",
+                crate::kubelet::ipam::MAX_NODES,
+                self.nodes
+            )));
+        }
         let host_path_root =
             match &self.host_path_root {
                 Some(dir) => Some(dir.canonicalize().map_err(|e| {
@@ -264,27 +291,57 @@ impl ClusterBuilder {
             Storage::Dir(d) => images_dir(d),
             Storage::Memory => logs.path().join("images"),
         };
-        let kubelet = crate::kubelet::Kubelet::new(
-            client.clone(),
-            bootstrap::node_name(),
-            runtime,
-            logs.path().to_path_buf(),
-            crate::kubelet::images::Store::new(images),
-            crate::kubelet::pods::Backoff {
-                image: self.image_pull_backoff,
-                restart: self.restart_backoff,
-            },
-            host_path_root,
-        );
-        api.nodes().register(
-            &kubelet.node,
-            Arc::new(crate::kubelet::exec::Agent(Arc::downgrade(&kubelet))),
-        );
+        let capacity = self
+            .node_capacity
+            .clone()
+            .unwrap_or_else(crate::kubelet::node::Capacity::of_host);
+        let base = bootstrap::node_name();
+        for index in 0..self.nodes {
+            let node = match index {
+                0 => base.clone(),
+                i => format!("{base}-m{:02}", i + 1),
+            };
+            let registration = crate::kubelet::node::Registration {
+                name: node.clone(),
+                capacity: capacity.clone(),
+                pod_cidr: crate::kubelet::ipam::node_cidr(index),
+                address: host.clone(),
+                control_plane: index == 0,
+            };
+            crate::kubelet::node::register(&client, &registration)
+                .await
+                .map_err(|e| Error::Bootstrap(format!("registering node {node}: {e}")))?;
+            let kubelet = crate::kubelet::Kubelet::new(
+                client.clone(),
+                runtime.clone(),
+                crate::kubelet::Config {
+                    node,
+                    index,
+                    logs_dir: logs.path().to_path_buf(),
+                    images: crate::kubelet::images::Store::new(images.clone()),
+                    backoff: crate::kubelet::pods::Backoff {
+                        image: self.image_pull_backoff,
+                        restart: self.restart_backoff,
+                    },
+                    host_path_root: host_path_root.clone(),
+                },
+            );
+            api.nodes().register(
+                &kubelet.node,
+                Arc::new(crate::kubelet::exec::Agent(Arc::downgrade(&kubelet))),
+            );
+            controllers::spawn(
+                "kubelet",
+                &tasks,
+                shutdown.clone(),
+                crate::kubelet::run(kubelet),
+            );
+        }
         controllers::spawn(
-            "kubelet",
+            "scheduler",
             &tasks,
             shutdown.clone(),
-            crate::kubelet::run(kubelet),
+            crate::scheduler::run(client.clone()),
         );
 
         let server = format!("https://{}", crate::cluster::url_host(addr));

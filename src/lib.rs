@@ -12,9 +12,11 @@ pub mod apiserver;
 mod bootstrap;
 pub mod cluster;
 pub mod controllers;
+pub mod events;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;
+pub mod scheduler;
 pub mod store;
 
 pub use cluster::{Cluster, ClusterBuilder, Error};

@@ -47,6 +47,9 @@ struct UpArgs {
     /// Allow pods' hostPath volumes under this dir (default: none allowed).
     #[arg(long, env = "MINKE_HOST_PATH_ROOT")]
     host_path_root: Option<PathBuf>,
+    /// How many virtual nodes to run (1-16), each with its own kubelet.
+    #[arg(long, env = "MINKE_NODES", default_value_t = 1)]
+    nodes: usize,
 }
 
 #[derive(clap::Args)]
@@ -107,6 +110,7 @@ async fn up(args: UpArgs) -> Result<()> {
     if !args.in_memory {
         builder = builder.data_dir(data_dir(args.data_dir)?);
     }
+    builder = builder.nodes(args.nodes);
     if let Some(root) = args.host_path_root {
         builder = builder.host_path_root(root);
     }

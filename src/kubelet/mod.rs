@@ -4,14 +4,13 @@
 //! exec and metrics ([`sandbox`]), volumes, env and events.
 
 mod env;
-mod events;
 pub mod exec;
 pub mod images;
-mod ipam;
-mod lease;
+pub mod ipam;
 mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod node;
 pub mod pods;
 pub(crate) mod pull;
 pub mod runtime;
@@ -21,4 +20,4 @@ mod status;
 mod volumes;
 pub(crate) mod worker;
 
-pub use pods::{Kubelet, run};
+pub use pods::{Config, Kubelet, run};

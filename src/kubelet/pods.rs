@@ -1,16 +1,15 @@
-//! The pod loop: binds unscheduled pods to this node (until the scheduler lands),
-//! starts a worker for each pod bound here, and stops workers of deleted pods.
+//! The pod loop: starts a worker for each pod bound to this node, and stops
+//! workers of deleted pods.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
@@ -51,8 +50,26 @@ pub struct Kubelet {
     pub backoff: Backoff,
     /// The canonical dir hostPath volumes must stay under; `None` refuses them all.
     pub host_path_root: Option<PathBuf>,
+    /// Reports this kubelet's events (repeats aggregated).
+    pub recorder: crate::events::Recorder,
     workers: Mutex<HashMap<String, Worker>>,
-    binding: Mutex<HashSet<String>>,
+}
+
+/// How a kubelet is set up.
+#[derive(Debug)]
+pub struct Config {
+    /// The Node it runs.
+    pub node: String,
+    /// Which of the cluster's nodes it is (its block of pod IPs).
+    pub index: usize,
+    /// Where container logs go.
+    pub logs_dir: PathBuf,
+    /// The local image store.
+    pub images: Store,
+    /// First back-offs.
+    pub backoff: Backoff,
+    /// The dir hostPath volumes must stay under.
+    pub host_path_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -64,29 +81,25 @@ impl std::fmt::Debug for Kubelet {
 }
 
 impl Kubelet {
-    /// A kubelet for `node`.
-    pub fn new(
-        client: kube::Client,
-        node: String,
-        runtime: Arc<Runtime>,
-        logs_dir: PathBuf,
-        images: Store,
-        backoff: Backoff,
-        host_path_root: Option<PathBuf>,
-    ) -> Arc<Kubelet> {
+    /// A kubelet for `config.node`.
+    pub fn new(client: kube::Client, runtime: Arc<Runtime>, config: Config) -> Arc<Kubelet> {
         Arc::new(Kubelet {
+            recorder: crate::events::Recorder::new(
+                client.clone(),
+                "kubelet",
+                Some(config.node.clone()),
+            ),
             client,
-            node,
+            node: config.node,
             runtime,
-            logs_dir,
+            logs_dir: config.logs_dir,
             sandboxes: Arc::default(),
-            pod_ips: Arc::default(),
+            pod_ips: Arc::new(super::ipam::PodIps::for_node(config.index)),
             metrics: super::metrics::Metrics::default(),
-            images,
-            backoff,
-            host_path_root,
+            images: config.images,
+            backoff: config.backoff,
+            host_path_root: config.host_path_root,
             workers: Mutex::new(HashMap::new()),
-            binding: Mutex::new(HashSet::new()),
         })
     }
 }
@@ -102,48 +115,6 @@ fn uid(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
 
-/// Assign an unscheduled pod to this node through the `binding` subresource.
-async fn bind(k: &Kubelet, pod: &Pod) {
-    let (Some(ns), Some(name)) = (
-        pod.metadata.namespace.as_deref(),
-        pod.metadata.name.as_deref(),
-    ) else {
-        return;
-    };
-    // The Scheduled event is stamped before the binding, so it lists before the
-    // kubelet's events even though the worker may start before it is written.
-    let at = jiff::Timestamp::now();
-    let api: Api<Pod> = Api::namespaced(k.client.clone(), ns);
-    let binding = json!({
-        "apiVersion": "v1", "kind": "Binding",
-        "metadata": {"name": name, "namespace": ns},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": k.node},
-    });
-    match api
-        .create_subresource::<Value, Value>("binding", name, &PostParams::default(), &binding)
-        .await
-    {
-        Ok(_) => {
-            let message = format!("Successfully assigned {ns}/{name} to {}", k.node);
-            super::events::Recorder {
-                client: k.client.clone(),
-                component: "default-scheduler",
-                node: k.node.clone(),
-            }
-            .record_at(
-                pod,
-                None,
-                super::events::Kind::Normal,
-                "Scheduled",
-                message,
-                at,
-            )
-            .await;
-        }
-        Err(e) => tracing::debug!(pod = %name, error = %e, "binding failed"),
-    }
-}
-
 fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
     let id = uid(&pod);
     let node = pod
@@ -152,14 +123,6 @@ fn on_apply(k: &Arc<Kubelet>, pod: Pod) {
         .and_then(|s| s.node_name.clone())
         .unwrap_or_default();
     let deleting = pod.metadata.deletion_timestamp.is_some();
-    if node.is_empty() {
-        let first = k.binding.lock().map(|mut b| b.insert(id)).unwrap_or(false);
-        if first && !deleting {
-            let k = k.clone();
-            tokio::spawn(async move { bind(&k, &pod).await });
-        }
-        return;
-    }
     if node != k.node {
         return;
     }
@@ -250,9 +213,6 @@ fn on_delete(k: &Kubelet, pod: &Pod) {
     {
         w.task.abort();
     }
-    if let Ok(mut b) = k.binding.lock() {
-        b.remove(&id);
-    }
 }
 
 /// Aborts every pod worker when the kubelet loop stops (it is dropped at shutdown),
@@ -270,7 +230,7 @@ impl Drop for StopWorkers {
 /// Follow every pod until the stream ends (the cluster's shutdown stops it).
 pub async fn run(k: Arc<Kubelet>) {
     let _stop = StopWorkers(k.clone());
-    let heartbeat = super::lease::heartbeat(k.client.clone(), k.node.clone());
+    let heartbeat = super::node::heartbeat(k.client.clone(), k.node.clone());
     tokio::select! {
         () = heartbeat => {}
         () = follow(k.clone()) => {}

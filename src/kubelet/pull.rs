@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kube::api::Api;
 
-use super::events::Kind;
 use super::images::{self, Credentials, Image, Reference, Store, registry};
 use super::pods::Kubelet;
+use crate::events::Kind;
 
 /// First image pull back-off (the kubelet's `imageBackOffPeriod`); it doubles up to
 /// [`MAX_BACKOFF`]. [`crate::ClusterBuilder::image_pull_backoff`] changes it.

@@ -13,7 +13,6 @@ use kube::api::Api;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::events::{Kind, Recorder};
 use super::pods::Kubelet;
 use super::runtime::{Context, Exit, Spec};
 use super::sandbox::{Prepared, Sandbox};
@@ -22,6 +21,7 @@ use super::status::{PodState, Slot, report, set};
 use super::volumes::Volumes;
 use crate::api::clock::now;
 use crate::api::quantity::Quantity;
+use crate::events::{Involved, Kind};
 
 /// First restart back-off; it doubles up to [`MAX_BACKOFF`], as the kubelet's.
 pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(10);
@@ -91,17 +91,13 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
     } = &*ctx;
     let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let recorder = Recorder {
-        client: k.client.clone(),
-        component: "kubelet",
-        node: k.node.clone(),
-    };
+    let about = Involved::of(pod).map(|i| i.container(&c.name));
     let event = |kind: Kind, reason: &'static str, message: String| {
-        let (recorder, pod, container) = (recorder.clone(), pod.clone(), c.name.clone());
+        let (recorder, about) = (k.recorder.clone(), about.clone());
         async move {
-            recorder
-                .record(&pod, Some(&container), kind, reason, message)
-                .await
+            if let Some(about) = about {
+                recorder.record(&about, kind, reason, message).await;
+            }
         }
     };
     let waiting = {
@@ -339,19 +335,13 @@ async fn serve(
     ctx.sandbox.serve(&http_ports(c), &server);
     stopped(ctx.stopping.clone()).await;
     let grace = (*ctx.stopping.borrow()).unwrap_or_default();
-    Recorder {
-        client: ctx.k.client.clone(),
-        component: "kubelet",
-        node: ctx.k.node.clone(),
+    if let Some(about) = Involved::of(&ctx.pod) {
+        let message = format!("Stopping container {}", c.name);
+        ctx.k
+            .recorder
+            .record(&about.container(&c.name), Kind::Normal, "Killing", message)
+            .await;
     }
-    .record(
-        &ctx.pod,
-        Some(&c.name),
-        Kind::Normal,
-        "Killing",
-        format!("Stopping container {}", c.name),
-    )
-    .await;
     ctx.sandbox.unserve(&server);
     server.drain(grace).await;
     set(&ctx.state, slot, |s| {
@@ -399,12 +389,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         match volumes.sync(&k.client).await {
             Ok(()) => break,
             Err(e) => {
-                let recorder = Recorder {
-                    client: k.client.clone(),
-                    component: "kubelet",
-                    node: k.node.clone(),
-                };
-                volumes.report_failure(&recorder, &e).await;
+                volumes.report_failure(&k.recorder, &e).await;
                 if let Ok(mut guard) = state.lock() {
                     let s = &mut *guard;
                     for c in s.init.iter_mut().chain(s.containers.iter_mut()) {

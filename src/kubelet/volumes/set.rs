@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 use kube::api::Api;
 
-use super::super::events::{Kind, Recorder};
 use super::error::{Cause, Error, Result};
 use super::projection::Sources;
 use super::{atomic, host, subpath};
+use crate::events::{Involved, Kind, Recorder};
 
 /// One preopened dir of a container.
 #[derive(Debug, Clone)]
@@ -211,9 +211,9 @@ impl Volumes {
             .lock()
             .map(|mut last| last.replace(message.clone()).as_deref() == Some(message.as_str()))
             .unwrap_or(false);
-        if !repeated {
+        if !repeated && let Some(about) = Involved::of(&self.pod) {
             recorder
-                .record(&self.pod, None, Kind::Warning, "FailedMount", message)
+                .record(&about, Kind::Warning, "FailedMount", message)
                 .await;
         }
     }
