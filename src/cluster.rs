@@ -338,6 +338,20 @@ impl ClusterBuilder {
             );
         }
         controllers::spawn(
+            "replicaset",
+            &tasks,
+            shutdown.clone(),
+            controllers::replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(client.clone()),
+        );
+        controllers::spawn(
+            "replicationcontroller",
+            &tasks,
+            shutdown.clone(),
+            controllers::replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(
+                client.clone(),
+            ),
+        );
+        controllers::spawn(
             "scheduler",
             &tasks,
             shutdown.clone(),

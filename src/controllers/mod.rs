@@ -2,6 +2,8 @@
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
 pub mod namespace;
+pub mod pods;
+pub mod replicaset;
 
 use std::future::Future;
 
@@ -19,4 +21,18 @@ where
             () = shutdown.cancelled() => tracing::debug!(controller = name, "controller stopped: shutdown"),
         }
     });
+}
+
+/// A JSON merge patch that turns `stored` into `wanted`: keys `stored` has and
+/// `wanted` lacks are set to null (removed).
+pub(crate) fn replace(
+    stored: &serde_json::Value,
+    mut wanted: serde_json::Value,
+) -> serde_json::Value {
+    if let (Some(old), Some(new)) = (stored.as_object(), wanted.as_object_mut()) {
+        for k in old.keys() {
+            new.entry(k.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    wanted
 }
