@@ -164,12 +164,12 @@ async fn sync<K: Replicated>(owner: Arc<K>, ctx: Arc<Context>) -> Result<Action,
                 }
             }
             Some(_) => {}
-            None if matches && pods::is_active(&pod) => {
-                if adopt(&api, &pod, &*owner).await {
+            None => {
+                let adopted = matches && pods::is_active(&pod) && adopt(&api, &pod, &*owner).await;
+                if adopted {
                     owned.push(pod);
                 }
             }
-            None => {}
         }
     }
     let active: Vec<&Pod> = owned.iter().filter(|p| pods::is_active(p)).collect();
