@@ -344,6 +344,12 @@ impl ClusterBuilder {
             controllers::replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(client.clone()),
         );
         controllers::spawn(
+            "deployment",
+            &tasks,
+            shutdown.clone(),
+            controllers::deployment::run(client.clone()),
+        );
+        controllers::spawn(
             "replicationcontroller",
             &tasks,
             shutdown.clone(),
