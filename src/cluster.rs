@@ -344,6 +344,12 @@ impl ClusterBuilder {
             controllers::replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(client.clone()),
         );
         controllers::spawn(
+            "serviceaccount",
+            &tasks,
+            shutdown.clone(),
+            controllers::serviceaccount::run(client.clone()),
+        );
+        controllers::spawn(
             "deployment",
             &tasks,
             shutdown.clone(),

@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod namespace;
 pub mod pods;
 pub mod replicaset;
+pub mod serviceaccount;
 
 use std::future::Future;
 
