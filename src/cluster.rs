@@ -350,6 +350,12 @@ impl ClusterBuilder {
             controllers::serviceaccount::run(client.clone()),
         );
         controllers::spawn(
+            "job",
+            &tasks,
+            shutdown.clone(),
+            controllers::job::run(client.clone()),
+        );
+        controllers::spawn(
             "deployment",
             &tasks,
             shutdown.clone(),
