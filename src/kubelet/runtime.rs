@@ -233,14 +233,42 @@ fn start_ticker(engine: &Engine) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// The engine, its linker and the compiled-component cache.
-pub struct Runtime {
+/// The engine and its linkers.
+struct Parts {
     engine: Engine,
     linker: Linker<Guest>,
     core_linker: wasmtime::Linker<CoreGuest>,
+}
+
+impl Parts {
+    fn new() -> Result<Parts> {
+        let engine = shared_engine()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        let mut core_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |g: &mut CoreGuest| &mut g.wasi)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        Ok(Parts {
+            engine,
+            linker,
+            core_linker,
+        })
+    }
+}
+
+/// The engine, its linkers and the compiled-component cache. The engine is made
+/// on a thread of its own (reserving the instance pool takes tens of
+/// milliseconds), so a cluster is ready before it is; the first compile waits.
+pub struct Runtime {
+    parts: Arc<OnceLock<std::result::Result<Parts, String>>>,
     cache: Mutex<HashMap<String, Compiled>>,
-    /// Where compiled code is kept across restarts (by image digest and engine).
-    disk: Option<PathBuf>,
+    /// Where compiled code is kept across restarts (by image digest and engine):
+    /// the root given, and the per-engine dir under it once known.
+    disk_root: Option<PathBuf>,
+    disk: OnceLock<Option<PathBuf>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -261,35 +289,55 @@ pub fn digest(bytes: &[u8]) -> String {
 impl Runtime {
     /// A runtime on the process-wide engine, with its own linkers and cache.
     pub fn new() -> Result<Runtime> {
-        let engine = shared_engine()?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| Error::Engine(e.to_string()))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| Error::Engine(e.to_string()))?;
-        let mut core_linker = wasmtime::Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |g: &mut CoreGuest| &mut g.wasi)
+        let parts: Arc<OnceLock<std::result::Result<Parts, String>>> = Arc::default();
+        let making = parts.clone();
+        std::thread::Builder::new()
+            .name("minke-engine".into())
+            .spawn(move || {
+                let _ = making.set(Parts::new().map_err(|e| e.to_string()));
+            })
             .map_err(|e| Error::Engine(e.to_string()))?;
         Ok(Runtime {
-            engine,
-            linker,
-            core_linker,
+            parts,
             cache: Mutex::new(HashMap::new()),
-            disk: None,
+            disk_root: None,
+            disk: OnceLock::new(),
         })
+    }
+
+    /// The engine and linkers, once made.
+    fn parts(&self) -> Result<&Parts> {
+        self.parts
+            .wait()
+            .as_ref()
+            .map_err(|e| Error::Engine(e.clone()))
     }
 
     /// Keep compiled code under `dir` (a subdir per engine configuration), so a
     /// restart or another cluster on this machine skips compiling.
     pub fn with_disk_cache(mut self, dir: &Path) -> Runtime {
-        let mut h = std::hash::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        let dir = dir.join(format!("{:016x}", h.finish()));
-        match std::fs::create_dir_all(&dir).and_then(|()| private(&dir)) {
-            Ok(()) => self.disk = Some(dir),
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "no module cache on disk"),
-        }
+        self.disk_root = Some(dir.to_path_buf());
         self
+    }
+
+    /// The per-engine cache dir, made private on first use.
+    fn disk(&self) -> Option<&PathBuf> {
+        self.disk
+            .get_or_init(|| {
+                let root = self.disk_root.as_ref()?;
+                let engine = &self.parts().ok()?.engine;
+                let mut h = std::hash::DefaultHasher::new();
+                engine.precompile_compatibility_hash().hash(&mut h);
+                let dir = root.join(format!("{:016x}", h.finish()));
+                match std::fs::create_dir_all(&dir).and_then(|()| private(&dir)) {
+                    Ok(()) => Some(dir),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "no module cache on disk");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Compiled code from the disk cache, if this engine wrote it.
@@ -297,15 +345,16 @@ impl Runtime {
         if !path.exists() {
             return None;
         }
+        let engine = &self.parts().ok()?.engine;
         // SAFETY: the file was written by `serialize` of an engine with the same
         // compatibility hash (it names the directory), under our own data dir, and
         // is only ever replaced by an atomic rename; wasmtime still checks its
         // header and version.
         let loaded = unsafe {
             if core {
-                Module::deserialize_file(&self.engine, path).map(Compiled::module)
+                Module::deserialize_file(engine, path).map(Compiled::module)
             } else {
-                Component::deserialize_file(&self.engine, path).map(Compiled::component)
+                Component::deserialize_file(engine, path).map(Compiled::component)
             }
         };
         loaded
@@ -341,18 +390,18 @@ impl Runtime {
             return Ok(c);
         }
         let core = is_core_module(bytes);
+        let engine = &self.parts()?.engine;
         let path = self
-            .disk
-            .as_ref()
+            .disk()
             .map(|d| d.join(key.trim_start_matches("sha256:")));
         let cached = path.as_deref().and_then(|p| self.load_cached(p, core));
         let c = match cached {
             Some(c) => c,
             None => {
                 let compiled = if core {
-                    Module::new(&self.engine, bytes).map(Compiled::module)
+                    Module::new(engine, bytes).map(Compiled::module)
                 } else {
-                    Component::new(&self.engine, bytes).map(Compiled::component)
+                    Component::new(engine, bytes).map(Compiled::component)
                 };
                 let c = compiled.map_err(|e| Error::Compile(format!("{e:#}")))?;
                 if let Some(p) = &path {
@@ -409,17 +458,17 @@ impl Runtime {
     }
 
     /// A store for one component instance, limited and metered as `ctx` says.
-    pub(super) fn store(&self, ctx: &Context, wasi: WasiCtx) -> Store<Guest> {
+    pub(super) fn store(&self, ctx: &Context, wasi: WasiCtx) -> Result<Store<Guest>> {
         let guest = Guest {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limit: MemoryLimit::new(ctx.memory_limit, ctx.usage.clone()),
         };
-        let mut store = Store::new(&self.engine, guest);
+        let mut store = Store::new(&self.parts()?.engine, guest);
         store.limiter(|g| &mut g.limit);
         store.epoch_deadline_async_yield_and_update(1);
-        store
+        Ok(store)
     }
 
     /// Whether a compiled image is an HTTP component (it exports
@@ -429,13 +478,14 @@ impl Runtime {
             return false;
         };
         c.component_type()
-            .exports(&self.engine)
+            .exports(c.engine())
             .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@"))
     }
 
     /// Pre-instantiate an HTTP component for serving.
     pub(super) fn proxy(&self, component: &Component) -> Result<ProxyPre<Guest>> {
-        self.linker
+        self.parts()?
+            .linker
             .instantiate_pre(component)
             .and_then(ProxyPre::new)
             .map_err(|e| Error::Instantiate(format!("{e:#}")))
@@ -463,6 +513,7 @@ impl Runtime {
                     Some(p) => p.clone(),
                     None => {
                         let p = self
+                            .parts()?
                             .linker
                             .instantiate_pre(component)
                             .and_then(CommandPre::new)
@@ -470,7 +521,7 @@ impl Runtime {
                         pre.get_or_init(|| p).clone()
                     }
                 };
-                let mut store = self.store(&ctx, builder.build());
+                let mut store = self.store(&ctx, builder.build())?;
                 let command = pre
                     .instantiate_async(&mut store)
                     .await
@@ -493,6 +544,7 @@ impl Runtime {
                     Some(p) => p.clone(),
                     None => {
                         let p = self
+                            .parts()?
                             .core_linker
                             .instantiate_pre(module)
                             .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
@@ -500,7 +552,7 @@ impl Runtime {
                     }
                 };
                 let mut store = Store::new(
-                    &self.engine,
+                    module.engine(),
                     CoreGuest {
                         wasi: builder.build_p1(),
                         limit: MemoryLimit::new(ctx.memory_limit, ctx.usage.clone()),
@@ -719,15 +771,14 @@ mod tests {
         let bytes = builtin("minke/hello").expect("image");
         let first = Runtime::new().expect("runtime").with_disk_cache(dir.path());
         first.compile(bytes).expect("compiles");
-        let cached: Vec<_> = std::fs::read_dir(first.disk.as_ref().expect("disk cache"))
+        let cached: Vec<_> = std::fs::read_dir(first.disk().expect("disk cache"))
             .expect("cache dir")
             .flatten()
             .collect();
         assert_eq!(cached.len(), 1, "one entry per image digest");
         let second = Runtime::new().expect("runtime").with_disk_cache(dir.path());
         let path = second
-            .disk
-            .as_ref()
+            .disk()
             .expect("disk cache")
             .join(digest(bytes).trim_start_matches("sha256:"));
         assert!(
@@ -749,7 +800,7 @@ mod tests {
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let rt = Runtime::new().expect("runtime").with_disk_cache(&open);
-        assert!(rt.disk.is_some());
+        assert!(rt.disk().is_some());
         let mode = std::fs::metadata(&open).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
     }

@@ -100,7 +100,7 @@ impl HttpServer {
             Box::new(self.stderr.clone()),
         )
         .map_err(|e| guest(&e))?;
-        let mut store = self.runtime.store(&self.ctx, wasi);
+        let mut store = self.runtime.store(&self.ctx, wasi).map_err(|e| guest(&e))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (req, out) = {
             let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
