@@ -81,7 +81,7 @@ async fn kubectl_1_27_to_1_33_apply_get_and_explain() {
         ])
         .await;
         assert!(
-            got.contains("0/3") && got.contains("ClusterIP"),
+            got.contains("/3 ") && got.contains("ClusterIP"),
             "1.{minor}: {got}"
         );
         let explained = run(vec!["explain".into(), "deployment.spec.replicas".into()]).await;

@@ -9,7 +9,11 @@ async fn objects_keep_their_resource_versions_across_a_restart() {
     let data = tempfile::tempdir().expect("data dir");
     let c = TestCluster::start_with(|b| b.data_dir(data.path())).await;
     c.ok(&["apply", "-f", &common::example("web.yaml")]).await;
-    let before = c.ok(&["get", "cm,secret,svc,deploy", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion}/{.metadata.uid} {end}"]).await;
+    let before = c.ok(&["get", "cm,secret,svc", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion}/{.metadata.uid} {end}"]).await;
+    // The deployment's status keeps changing (its controller runs): its uid must stay.
+    let deploy_uid = c
+        .ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.uid}"])
+        .await;
     let second = minke::Cluster::builder()
         .data_dir(data.path())
         .start()
@@ -23,8 +27,12 @@ async fn objects_keep_their_resource_versions_across_a_restart() {
     cluster.shutdown().await;
 
     let restarted = TestCluster::start_with(|b| b.data_dir(data.path())).await;
-    let after = restarted.ok(&["get", "cm,secret,svc,deploy", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion}/{.metadata.uid} {end}"]).await;
+    let after = restarted.ok(&["get", "cm,secret,svc", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion}/{.metadata.uid} {end}"]).await;
     assert_eq!(before, after);
+    let uid = restarted
+        .ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.uid}"])
+        .await;
+    assert_eq!(deploy_uid, uid);
     drop(dir);
 }
 
