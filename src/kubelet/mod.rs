@@ -3,6 +3,7 @@
 //! with restarts and graceful stop, CRI log files ([`logs`]), pod sandboxes for
 //! exec and metrics ([`sandbox`]), volumes, env and events.
 
+mod engine;
 mod env;
 pub mod exec;
 pub mod images;
