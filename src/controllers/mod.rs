@@ -2,6 +2,7 @@
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
 pub mod namespace;
+pub mod resourcequota;
 
 use std::future::Future;
 
