@@ -268,6 +268,15 @@ impl ClusterBuilder {
             shutdown.clone(),
             controllers::namespace::run(controllers::namespace::Context {
                 client: client.clone(),
+                registry: registry.clone(),
+            }),
+        );
+        controllers::spawn(
+            "resourcequota",
+            &tasks,
+            shutdown.clone(),
+            controllers::resourcequota::run(controllers::resourcequota::Context {
+                client: client.clone(),
                 registry,
             }),
         );

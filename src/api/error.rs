@@ -145,6 +145,18 @@ impl ApiError {
         Self::new(403, "Forbidden", message).with_details(details(group, resource, name))
     }
 
+    /// 403 Forbidden for a reason, worded as Kubernetes' `NewForbidden` words it:
+    /// `pods "x" is forbidden: <reason>` (`pods is forbidden: …` without a name).
+    pub fn forbidden_because(group: &str, resource: &str, name: &str, reason: &str) -> Self {
+        let what = qualified(group, resource);
+        let message = if name.is_empty() {
+            format!("{what} is forbidden: {reason}")
+        } else {
+            format!("{what} \"{name}\" is forbidden: {reason}")
+        };
+        Self::forbidden(group, resource, name, message)
+    }
+
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed() -> Self {
         Self::new(
@@ -253,5 +265,17 @@ mod tests {
             "Operation cannot be fulfilled on configmaps \"x\": the object has been modified; please apply your changes to the latest version and try again"
         );
         assert!(e.is_conflict());
+    }
+
+    #[test]
+    fn forbidden_because_names_the_object_and_the_reason() {
+        let e = ApiError::forbidden_because("", "pods", "p3", "exceeded quota: q");
+        assert_eq!(e.message, "pods \"p3\" is forbidden: exceeded quota: q");
+        assert_eq!(
+            e.to_status()["details"],
+            json!({"name": "p3", "kind": "pods"})
+        );
+        assert_eq!(e.code, 403);
+        assert_eq!(e.reason, "Forbidden");
     }
 }

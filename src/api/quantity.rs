@@ -133,6 +133,58 @@ impl Quantity {
         (self.nanos + 999_999_999).div_euclid(1_000_000_000)
     }
 
+    /// A whole number of units, written in decimal SI (how Go's `NewQuantity(n,
+    /// DecimalSI)` makes object counts).
+    pub fn from_units(n: i64) -> Quantity {
+        Quantity {
+            nanos: i128::from(n) * 1_000_000_000,
+            format: Format::DecimalSi,
+        }
+    }
+
+    /// The zero quantity in decimal SI (Go's `Quantity{Format: DecimalSI}`).
+    pub fn zero() -> Quantity {
+        Quantity::from_units(0)
+    }
+
+    /// The sum, keeping the notation of `self` unless `self` is zero, as Go's
+    /// `Quantity.Add` does (so `0 + 64Mi` prints `64Mi`); saturates instead of
+    /// overflowing.
+    #[must_use]
+    pub fn add(&self, other: &Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format: if self.nanos == 0 {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+
+    /// The difference, in the notation of `self` (Go's `Quantity.Sub`).
+    #[must_use]
+    pub fn sub(&self, other: &Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_sub(other.nanos),
+            format: if self.nanos == 0 {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+
+    /// Go's `Quantity.Value()`: whole units, rounded up, clamped to i64.
+    pub fn value(&self) -> i64 {
+        clamp_i64(self.ceil_units())
+    }
+
+    /// Go's `Quantity.MilliValue()`: thousandths, rounded up, clamped to i64.
+    pub fn milli_value(&self) -> i64 {
+        clamp_i64(self.ceil_millis())
+    }
+
     /// Go's canonical `Quantity.String()`.
     pub fn canonical(&self) -> String {
         if self.nanos == 0 {
@@ -190,6 +242,10 @@ impl Quantity {
     }
 }
 
+fn clamp_i64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// Reads a quantity written as a JSON string or number.
 pub fn from_json(v: &serde_json::Value) -> Option<Quantity> {
     match v {
@@ -204,5 +260,32 @@ pub fn raw(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).expect("quantity")
+    }
+
+    #[test]
+    fn sums_keep_the_left_notation_unless_it_is_zero() {
+        assert_eq!(Quantity::zero().add(&q("64Mi")).canonical(), "64Mi");
+        assert_eq!(q("64Mi").add(&q("64Mi")).canonical(), "128Mi");
+        assert_eq!(q("500m").add(&q("1")).canonical(), "1500m");
+        assert_eq!(q("1").add(&q("1")).canonical(), "2");
+        assert_eq!(q("1Gi").sub(&q("512Mi")).canonical(), "512Mi");
+    }
+
+    #[test]
+    fn value_and_milli_value_round_up_like_go() {
+        assert_eq!(q("1500m").value(), 2);
+        assert_eq!(q("1500m").milli_value(), 1500);
+        assert_eq!(q("1n").milli_value(), 1);
+        assert_eq!(q("1Gi").value(), 1 << 30);
+        assert_eq!(Quantity::from_units(3).canonical(), "3");
     }
 }

@@ -1,36 +1,98 @@
-//! Admission on create: namespace lifecycle (no content in missing or terminating
-//! namespaces) and Service ClusterIP / NodePort allocation.
+//! Admission: namespace lifecycle (no content in missing or terminating namespaces),
+//! Service ClusterIP / NodePort allocation, LimitRange defaults and limits
+//! ([`limits`]) and ResourceQuota ([`quota`]).
+//!
+//! As in Kubernetes, the mutating steps ([`mutate_create`]) run before validation and
+//! the validating ones ([`admit_create`], [`admit_update`]) after it.
+
+mod limits;
+mod quota;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::MutexGuard;
+use tokio::sync::{MutexGuard, OwnedMutexGuard};
 
 use super::Shared;
 use crate::api::error::{ApiError, Cause, qualified};
 use crate::api::registry::ResourceType;
 
+pub(crate) use quota::Locks as QuotaLocks;
+
 /// NodePort range, as the real API server's default.
 const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
-/// Admit a new object. The returned guard (Services only) must be held until the
-/// object is stored, so two Services never get the same address or port.
+/// Locks an admitted write holds until its object is stored: the Service allocation
+/// lock (addresses and ports are handed out once) and the namespace's quota lock
+/// (usage is checked and charged atomically). Dropping it releases both.
+pub(crate) struct Admitted<'a> {
+    _allocations: Option<MutexGuard<'a, ()>>,
+    _quota: Option<OwnedMutexGuard<()>>,
+}
+
+/// The namespace an object is in (`""` for cluster-scoped ones).
+fn namespace_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// 403 for an admission plugin's reason: `pods "x" is forbidden: <reason>`.
+fn forbidden(rt: &ResourceType, obj: &Value, reason: &str) -> ApiError {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    ApiError::forbidden_because(&rt.group, &rt.resource, name, reason)
+}
+
+/// The mutating admission of a create, run before validation: LimitRange defaults.
+pub(crate) fn mutate_create(
+    s: &Shared,
+    rt: &ResourceType,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    limits::mutate_create(s, rt, obj)
+}
+
+/// Admit a new object. The returned locks must be held until the object is stored.
 pub(crate) async fn admit_create<'a>(
     s: &'a Shared,
     rt: &ResourceType,
     obj: &mut Value,
-) -> Result<Option<MutexGuard<'a, ()>>, ApiError> {
+) -> Result<Admitted<'a>, ApiError> {
     if rt.namespaced {
         namespace_lifecycle(s, rt, obj)?;
     }
+    let mut allocations = None;
     if rt.group.is_empty() && rt.resource == "services" {
         let guard = s.allocations.lock().await;
         allocate_service(s, obj)?;
-        return Ok(Some(guard));
+        allocations = Some(guard);
     }
-    Ok(None)
+    limits::validate(s, rt, obj, None)?;
+    Ok(Admitted {
+        _allocations: allocations,
+        _quota: quota::admit(s, rt, obj, None).await?,
+    })
+}
+
+/// Admit an update of the main resource (not a subresource) from `old` to `obj`:
+/// LimitRange limits of claims, and quota for Services and claims that grow. The
+/// returned locks must be held until the object is stored.
+pub(crate) async fn admit_update<'a>(
+    s: &'a Shared,
+    rt: &ResourceType,
+    old: &Value,
+    obj: &Value,
+) -> Result<Admitted<'a>, ApiError> {
+    limits::validate(s, rt, obj, Some(old))?;
+    Ok(Admitted {
+        _allocations: None,
+        _quota: quota::admit(s, rt, obj, Some(old)).await?,
+    })
 }
 
 fn namespace_lifecycle(s: &Shared, rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {

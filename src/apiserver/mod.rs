@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub openapi: openapi::Cache,
     /// Serializes Service creates so ClusterIPs and NodePorts are allocated once.
     pub allocations: tokio::sync::Mutex<()>,
+    /// Serializes quota-charged writes per namespace (check and store as one step).
+    pub quota_locks: admission::QuotaLocks,
     /// The kubelets, for exec and metrics.
     pub nodes: Arc<nodes::Nodes>,
 }
@@ -107,6 +109,7 @@ impl ApiServer {
             tasks,
             openapi: openapi::Cache::default(),
             allocations: tokio::sync::Mutex::new(()),
+            quota_locks: admission::QuotaLocks::default(),
             nodes: Arc::default(),
         });
         crd::register_existing(&shared)?;

@@ -6,6 +6,7 @@ pub mod job;
 pub mod namespace;
 pub mod pods;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 
 use std::future::Future;

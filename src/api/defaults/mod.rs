@@ -25,6 +25,7 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
         ("", "Service") => service(obj),
         ("", "Namespace") => namespace(obj),
         ("", "Secret") => set_if_empty(root(obj), "type", json!("Opaque")),
+        ("", "LimitRange") => limit_range(obj),
         ("", "PersistentVolumeClaim") => {
             set_default(spec_of(obj), "volumeMode", json!("Filesystem"));
             set_if_empty(child(root(obj), "status"), "phase", json!("Pending"));
@@ -167,6 +168,42 @@ fn service(obj: &mut Value) {
             .is_some_and(|a| !a.is_empty());
         if !cluster_ip.is_empty() && !has_list {
             spec.insert("clusterIPs".into(), json!([cluster_ip]));
+        }
+    }
+}
+
+/// `SetDefaults_LimitRangeItem`: a Container item's default limit falls back to its
+/// max, and its default request to the default limit, then to the min.
+fn limit_range(obj: &mut Value) {
+    let Some(items) = obj
+        .pointer_mut("/spec/limits")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+        if item.get("type").and_then(Value::as_str) != Some("Container") {
+            continue;
+        }
+        let list = |item: &Map<String, Value>, key: &str| {
+            item.get(key)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut default = list(item, "default");
+        for (k, v) in list(item, "max") {
+            default.entry(k).or_insert(v);
+        }
+        let mut request = list(item, "defaultRequest");
+        for (k, v) in default.iter().chain(list(item, "min").iter()) {
+            request.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if !default.is_empty() {
+            item.insert("default".into(), Value::Object(default));
+        }
+        if !request.is_empty() {
+            item.insert("defaultRequest".into(), Value::Object(request));
         }
     }
 }

@@ -264,3 +264,27 @@ fn admission_defaults_add_the_service_account_and_tolerations() {
     assert_eq!(p["spec"]["serviceAccountName"], "default");
     assert_eq!(p["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
 }
+
+#[test]
+fn a_container_limit_range_defaults_limits_to_max_and_requests_to_limits_then_min() {
+    let lr = defaulted(
+        "",
+        "v1",
+        "LimitRange",
+        json!({"spec": {"limits": [
+            {"type": "Container", "max": {"cpu": "1", "memory": "1Gi"},
+             "default": {"memory": "512Mi"}, "min": {"ephemeral-storage": "1Mi"}},
+            {"type": "Pod", "max": {"cpu": "2"}},
+        ]}}),
+    );
+    assert_eq!(
+        lr["spec"]["limits"],
+        json!([
+            {"type": "Container", "max": {"cpu": "1", "memory": "1Gi"},
+             "default": {"memory": "512Mi", "cpu": "1"},
+             "defaultRequest": {"memory": "512Mi", "cpu": "1", "ephemeral-storage": "1Mi"},
+             "min": {"ephemeral-storage": "1Mi"}},
+            {"type": "Pod", "max": {"cpu": "2"}},
+        ])
+    );
+}

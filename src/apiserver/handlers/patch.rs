@@ -7,9 +7,9 @@ use super::{RETRIES, Req, commit_update, current, retryable, validate};
 use crate::api::error::ApiError;
 use crate::api::patch::{self, PatchKind};
 use crate::api::registry::ResourceType;
-use crate::apiserver::Shared;
 use crate::apiserver::objects::{name_of, sent_resource_version};
 use crate::apiserver::response::{self, Body};
+use crate::apiserver::{Shared, admission};
 
 /// The patch type named by a Content-Type.
 pub(super) fn patch_kind(content_type: &str, rt: &ResourceType) -> Result<PatchKind, ApiError> {
@@ -90,6 +90,10 @@ pub(super) async fn patch(s: &Shared, r: Req) -> Result<Response<Body>, ApiError
             crate::api::patch::apply::track_update(&r.rt, Some(&cur), &mut next, &manager);
         }
         validate(&r.rt, &next, Some(&cur))?;
+        let _admitted = match r.sub {
+            None => Some(admission::admit_update(s, &r.rt, &cur, &next).await?),
+            Some(_) => None,
+        };
         match commit_update(s, &r.rt, &key, rv, &cur, next, dry_run).await {
             Ok(stored) => {
                 return Ok(response::warn(

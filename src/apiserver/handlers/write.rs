@@ -62,6 +62,7 @@ pub(super) async fn create_object(
     if obj.pointer("/metadata/managedFields").is_none() {
         crate::api::patch::apply::track_update(&r.rt, None, &mut obj, &r.field_manager());
     }
+    admission::mutate_create(s, &r.rt, &mut obj)?;
     validate(&r.rt, &obj, None)?;
     let dry_run = r.query.dry_run()?;
     let name = name_of(&obj).to_string();
@@ -75,7 +76,8 @@ pub(super) async fn create_object(
             &name,
         ));
     }
-    let _guard = admission::admit_create(s, &r.rt, &mut obj).await?;
+    // Held until the object is stored (allocations and quota are charged atomically).
+    let _admitted = admission::admit_create(s, &r.rt, &mut obj).await?;
     if dry_run {
         return Ok((obj, warnings));
     }
@@ -162,6 +164,11 @@ pub(super) async fn update(s: &Shared, r: Req) -> Result<Response<Body>, ApiErro
         let (mut next, warnings) = updated_object(&r, &cur, sent)?;
         crate::api::patch::apply::track_update(&r.rt, Some(&cur), &mut next, &r.field_manager());
         validate(&r.rt, &next, Some(&cur))?;
+        // Held until the update is stored (quota is charged atomically).
+        let _admitted = match r.sub {
+            None => Some(admission::admit_update(s, &r.rt, &cur, &next).await?),
+            Some(_) => None,
+        };
         match commit_update(s, &r.rt, &key, rv, &cur, next, dry_run).await {
             Ok(stored) => {
                 return Ok(response::warn(
