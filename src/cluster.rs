@@ -58,8 +58,9 @@ enum Storage {
 /// Defaults: state in memory; listen on `127.0.0.1:0` (an ephemeral port); no
 /// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
 /// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
-/// (pods using one stay ContainerCreating with a `FailedMount` event). Images are
-/// stored under `DATA/images`, or in the in-memory cluster's temporary dir.
+/// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
+/// collector runs. Images are stored under `DATA/images`, or in the in-memory
+/// cluster's temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -73,6 +74,7 @@ pub struct ClusterBuilder {
     host_path_root: Option<PathBuf>,
     nodes: usize,
     node_capacity: Option<crate::kubelet::node::Capacity>,
+    garbage_collector: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -89,6 +91,7 @@ impl Default for ClusterBuilder {
             host_path_root: None,
             nodes: 1,
             node_capacity: None,
+            garbage_collector: true,
         }
     }
 }
@@ -183,6 +186,16 @@ impl ClusterBuilder {
         self
     }
 
+    /// Run the garbage collector (default true). Off, as with Kubernetes'
+    /// `--enable-garbage-collector=false`, nothing deletes dependents of deleted owners
+    /// and deletes add no `orphan`/`foregroundDeletion` finalizers that nothing would
+    /// remove.
+    #[must_use]
+    pub fn garbage_collector(mut self, enabled: bool) -> Self {
+        self.garbage_collector = enabled;
+        self
+    }
+
     /// Open the store, bind the port, start the API server and controllers, create the
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
@@ -238,6 +251,7 @@ impl ClusterBuilder {
             advertise: addr.to_string(),
             bookmark_interval: self.bookmark_interval,
             logs_dir: Some(logs.path().to_path_buf()),
+            garbage_collection: self.garbage_collector,
             ..Settings::default()
         };
         let api = ApiServer::new(
@@ -277,9 +291,20 @@ impl ClusterBuilder {
             shutdown.clone(),
             controllers::resourcequota::run(controllers::resourcequota::Context {
                 client: client.clone(),
-                registry,
+                registry: registry.clone(),
             }),
         );
+        if self.garbage_collector {
+            controllers::spawn(
+                "garbage-collector",
+                &tasks,
+                shutdown.clone(),
+                controllers::garbage::run(controllers::garbage::Context {
+                    client: client.clone(),
+                    registry,
+                }),
+            );
+        }
         // Compiled code is cached under the data dir; in-memory clusters share one
         // content-addressed cache per user in the system temp dir (keyed by image
         // digest and engine configuration, written by atomic rename, and refused

@@ -56,6 +56,25 @@ impl Involved {
         })
     }
 
+    /// Any object, by its coordinates. Events about a cluster-scoped object are
+    /// filed in `default`, as Kubernetes' recorder files them.
+    pub fn object(
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        uid: &str,
+    ) -> Involved {
+        Involved {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.unwrap_or("default").into(),
+            name: name.into(),
+            uid: uid.into(),
+            field_path: None,
+        }
+    }
+
     /// One container of a pod (`fieldPath: spec.containers{NAME}`).
     pub fn container(mut self, name: &str) -> Involved {
         self.field_path = Some(format!("spec.containers{{{name}}}"));

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod conversion;
 pub mod defaults;
 pub mod error;
+pub mod finalizers;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

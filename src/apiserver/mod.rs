@@ -48,6 +48,10 @@ pub struct Settings {
     pub service_cidr: (std::net::Ipv4Addr, u8),
     /// Where the kubelet writes container logs (served by `pods/log`).
     pub logs_dir: Option<std::path::PathBuf>,
+    /// Whether deletes add the garbage collector's `orphan` and `foregroundDeletion`
+    /// finalizers (default true; kube-apiserver's `--enable-garbage-collector`, off
+    /// only when no garbage collector runs to remove them).
+    pub garbage_collection: bool,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             bookmark_interval: Duration::from_secs(60),
             service_cidr: (std::net::Ipv4Addr::new(10, 96, 0, 0), 12),
             logs_dir: None,
+            garbage_collection: true,
         }
     }
 }

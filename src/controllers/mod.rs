@@ -2,6 +2,7 @@
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
 pub mod deployment;
+pub mod garbage;
 pub mod job;
 pub mod namespace;
 pub mod pods;

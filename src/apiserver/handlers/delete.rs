@@ -1,5 +1,6 @@
 //! `delete` and `deletecollection`: preconditions, finalizers and deletionTimestamp,
-//! namespaces that drain before they go.
+//! namespaces that drain before they go, and the garbage collector's finalizers that
+//! a propagation policy asks for (`api::finalizers`).
 
 use http::Response;
 use serde_json::{Value, json};
@@ -7,9 +8,11 @@ use serde_json::{Value, json};
 use super::read::{matching, selectors};
 use super::{RETRIES, Req, current, retryable};
 use crate::api::clock::in_seconds;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Cause};
+use crate::api::finalizers::{Propagation, default_policy, deletion_finalizers};
 use crate::api::registry::ResourceType;
-use crate::apiserver::objects::{meta_mut, store_error};
+use crate::api::validation::{FieldError, invalid_message};
+use crate::apiserver::objects::{meta_mut, store_error, unchanged};
 use crate::apiserver::response::{self, Body};
 use crate::apiserver::{Shared, crd};
 use crate::store::Write;
@@ -25,6 +28,29 @@ struct Options {
     dry_run: bool,
     /// `gracePeriodSeconds` (body or query); only pods wait for it.
     grace: Option<i64>,
+    /// `propagationPolicy` (body or query).
+    propagation: Option<Propagation>,
+    /// The deprecated `orphanDependents` (body or query).
+    orphan_dependents: Option<bool>,
+}
+
+/// `ValidateDeleteOptions`: a 422 naming DeleteOptions, as Kubernetes words it.
+fn invalid_options(errors: &[FieldError]) -> ApiError {
+    let causes = errors
+        .iter()
+        .map(|e| Cause {
+            reason: e.reason().to_string(),
+            message: e.body(),
+            field: e.field.clone(),
+        })
+        .collect();
+    ApiError::invalid(
+        "meta.k8s.io",
+        "DeleteOptions",
+        "",
+        invalid_message("meta.k8s.io", "DeleteOptions", "", errors),
+        causes,
+    )
 }
 
 fn options(r: &Req) -> Result<Options, ApiError> {
@@ -38,17 +64,45 @@ fn options(r: &Req) -> Result<Options, ApiError> {
         .get("dryRun")
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|v| v == "All"));
-    if let Some(p) = body
+    let orphan_dependents = match body.get("orphanDependents").and_then(Value::as_bool) {
+        Some(o) => Some(o),
+        // The query converter reads "0" and "false" (any case) as false, anything else
+        // as true.
+        None => r
+            .query
+            .get("orphanDependents")
+            .map(|v| !(v == "0" || v.eq_ignore_ascii_case("false"))),
+    };
+    let policy = body
         .get("propagationPolicy")
         .and_then(Value::as_str)
-        .or(r.query.get("propagationPolicy"))
-        && !matches!(p, "Orphan" | "Background" | "Foreground")
+        .or(r.query.get("propagationPolicy"));
+    let mut errors = Vec::new();
+    if let Some(p) = policy
+        && orphan_dependents.is_some()
     {
-        return Err(ApiError::bad_request(format!(
-            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-        )));
+        errors.push(FieldError::invalid(
+            "propagationPolicy",
+            p,
+            "orphanDependents and deletionPropagation cannot be both set",
+        ));
+    }
+    let propagation = policy.and_then(Propagation::parse);
+    if let Some(p) = policy
+        && propagation.is_none()
+    {
+        errors.push(FieldError::not_supported(
+            "propagationPolicy",
+            p,
+            &["Foreground", "Background", "Orphan", "nil"],
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(invalid_options(&errors));
     }
     Ok(Options {
+        propagation,
+        orphan_dependents,
         uid: pre
             .and_then(|p| p.get("uid"))
             .and_then(Value::as_str)
@@ -149,7 +203,26 @@ fn grace_period(rt: &ResourceType, obj: &Value, o: &Options) -> i64 {
     if requested < 0 { 1 } else { requested }
 }
 
+/// The object's `metadata.finalizers`.
+fn finalizers_of(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Delete one object; returns it and whether it is gone (else: deletion pending).
+///
+/// As Kubernetes' registry store does: a graceful deletion under way only gets
+/// shorter and keeps its finalizers; otherwise the propagation policy sets the
+/// garbage collector's finalizers, and an object left with finalizers (or a grace
+/// period) is marked deleting instead of removed — a deletion already marked keeps
+/// its deletionTimestamp, and one whose finalizers the policy clears goes at once.
 async fn delete_one(
     s: &Shared,
     r: &Req,
@@ -170,9 +243,6 @@ async fn delete_one(
     for _ in 0..RETRIES {
         let (rv, obj) = current(s, rt, r.namespace.as_deref(), name)?;
         check_preconditions(rt, name, &obj, o)?;
-        let grace = grace_period(rt, &obj, o);
-        let finalize = must_finalize(rt, &obj);
-        // A pending deletion only ever gets shorter; grace 0 ends it (finalizers aside).
         let pending = obj
             .pointer("/metadata/deletionTimestamp")
             .is_some()
@@ -181,19 +251,47 @@ async fn delete_one(
                     .and_then(Value::as_i64)
                     .unwrap_or(0)
             });
-        if pending.is_some_and(|period| period <= grace) {
+        // An object already marked with no grace left waits on finalizers only.
+        let grace = if pending == Some(0) {
+            0
+        } else {
+            grace_period(rt, &obj, o)
+        };
+        if pending.is_some_and(|period| period > 0 && period <= grace) {
             return Ok((obj, false));
         }
-        if grace > 0 || finalize {
-            let mut next = obj.clone();
+        let mut next = obj.clone();
+        if s.settings.garbage_collection
+            && let Some(f) = deletion_finalizers(
+                default_policy(rt),
+                &finalizers_of(&obj),
+                o.orphan_dependents,
+                o.propagation,
+            )
+        {
+            meta_mut(&mut next).insert("finalizers".into(), json!(f));
+        }
+        if grace > 0 || must_finalize(rt, &next) {
             let meta = meta_mut(&mut next);
-            meta.insert("deletionTimestamp".into(), json!(in_seconds(grace)));
+            if pending.is_none()
+                && let Some(g) = meta.get("generation").and_then(Value::as_i64)
+                && g > 0
+            {
+                meta.insert("generation".into(), json!(g + 1));
+            }
+            // A deletion marked for finalizers keeps its first timestamp.
+            if grace > 0 || pending != Some(0) {
+                meta.insert("deletionTimestamp".into(), json!(in_seconds(grace)));
+            }
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
             if rt.group.is_empty() && rt.resource == "namespaces" {
                 next["status"]["phase"] = json!("Terminating");
             }
             if o.dry_run {
                 return Ok((next, false));
+            }
+            if unchanged(&obj, &next) {
+                return Ok((obj, false));
             }
             match s
                 .store
@@ -247,13 +345,14 @@ async fn delete_one(
 pub(super) async fn delete(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
     let o = options(&r)?;
     let (obj, gone) = delete_one(s, &r, r.name(), &o).await?;
-    // 200 when the object is gone, 202 when its deletion waits on finalizers.
-    Ok(response::object(
-        if gone { 200 } else { 202 },
-        &r.rt,
-        &obj,
-        r.output,
-    ))
+    // Kubernetes answers 202 only to a pending deletion that asked for
+    // `orphanDependents: false`; every other deletion, done or pending, is a 200.
+    let code = if !gone && o.orphan_dependents == Some(false) {
+        202
+    } else {
+        200
+    };
+    Ok(response::object(code, &r.rt, &obj, r.output))
 }
 
 pub(super) async fn delete_collection(s: &Shared, r: Req) -> Result<Response<Body>, ApiError> {
