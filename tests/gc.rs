@@ -592,6 +592,12 @@ async fn custom_resources_own_and_are_owned() {
         block: true,
     };
     create_cm(&c, "owned-by-widget", &[&widget], &[]).await;
+    c.ok(&["delete", "widget", "owner"]).await;
+    c.ok(&["wait", "--for=delete", "cm/owned-by-widget", WAIT])
+        .await;
+
+    // The collector now watches widgets (a kind added while it ran), so a
+    // widget blocks its owner's foreground deletion.
     create_cm(&c, "owner", &[], &[]).await;
     let cm_owner = Owner::cm(&c, "owner", true).await;
     create(
@@ -599,13 +605,9 @@ async fn custom_resources_own_and_are_owned() {
         &manifest("Widget", "example.com/v1", "owned-by-cm", &[&cm_owner], &[]),
     )
     .await;
-
     c.ok(&["delete", "cm", "owner", "--cascade=foreground", WAIT])
         .await;
     assert!(!exists(&c, "widget", "owned-by-cm").await);
-    c.ok(&["delete", "widget", "owner"]).await;
-    c.ok(&["wait", "--for=delete", "cm/owned-by-widget", WAIT])
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,7 +62,7 @@ type Item = (Arc<Kind>, WatchResult);
 
 /// The types to watch: one per storage among those that can be listed, watched and
 /// deleted.
-fn watchable(registry: &Registry) -> Vec<Arc<Kind>> {
+pub(super) fn watchable(registry: &Registry) -> Vec<Arc<Kind>> {
     let mut seen = HashSet::new();
     let all = registry.all();
     // A storage's own version first (autoscaling/v2 before v1).

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{
-    Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
+    PropagationPolicy,
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -100,6 +101,14 @@ impl Actions {
             Plan::Nothing | Plan::Enqueue(_) => Ok(Outcome::Done),
             Plan::Collect(c) => self.collect(c).await,
             Plan::Finish(owner) => {
+                // The graph is fed by one watch per type, and one may lag another: a
+                // dependent created just before its owner's deletion may not be in
+                // the graph yet. Removing the finalizer cannot be undone, so the
+                // store is asked first.
+                if self.has_blocking_dependents(&owner).await? {
+                    tracing::debug!(object = %owner, "a blocking dependent is not observed yet; waiting");
+                    return Ok(Outcome::Recheck);
+                }
                 tracing::debug!(object = %owner, "dependents deleted; removing the foregroundDeletion finalizer");
                 self.remove_finalizer(&owner, FOREGROUND).await?;
                 Ok(Outcome::Done)
@@ -295,6 +304,32 @@ impl Actions {
             }))
         })
         .await
+    }
+
+    /// Whether any stored object still names `owner` with `blockOwnerDeletion`
+    /// (a namespaced owner's dependents live in its namespace).
+    async fn has_blocking_dependents(&self, owner: &Identity) -> Result<bool> {
+        let namespace = owner.namespace.as_deref();
+        let kinds = super::watchable(&self.registry)
+            .into_iter()
+            .filter(|k| namespace.is_none() || k.namespaced);
+        for kind in kinds {
+            let list = self
+                .api(&kind, namespace)
+                .list_metadata(&ListParams::default())
+                .await?;
+            let blocking = list.items.iter().any(|o| {
+                o.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == owner.uid && r.block_owner_deletion == Some(true))
+            });
+            if blocking {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Turn `blockOwnerDeletion` off on every ownerReference of `id`.
