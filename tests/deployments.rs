@@ -313,3 +313,47 @@ async fn a_replicaset_replaces_deleted_pods_and_reports_ready_replicas() {
     );
     assert!(described.contains("Pods Status:  2 Running"), "{described}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_deployment_cascades_unless_told_to_orphan() {
+    let c = TestCluster::start().await;
+    c.ok_stdin(&["apply", "-f", "-"], WEB).await;
+    c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
+
+    // --cascade=orphan: the ReplicaSet and its pods stay, their owner references go.
+    c.ok(&["delete", "deployment", "web", "--cascade=orphan", WAIT])
+        .await;
+    let owners = c
+        .ok(&[
+            "get",
+            "rs",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].metadata.name}/{.items[*].metadata.ownerReferences}",
+        ])
+        .await;
+    assert!(owners.starts_with("web-") && owners.ends_with('/'), "{owners}");
+    let pods = c
+        .ok(&["get", "pods", "-l", "app=web", "--no-headers"])
+        .await;
+    assert_eq!(pods.lines().count(), 3, "{pods}");
+
+    // Applied again, the Deployment adopts the orphaned ReplicaSet (same template):
+    // no new pods are made.
+    c.ok_stdin(&["apply", "-f", "-"], WEB).await;
+    c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
+    let rs = c
+        .ok(&["get", "rs", "-l", "app=web", "--no-headers"])
+        .await;
+    assert_eq!(rs.lines().count(), 1, "{rs}");
+
+    // A plain delete (background) takes the ReplicaSet and the pods with it.
+    c.ok(&["delete", "deployment", "web", WAIT]).await;
+    c.ok(&["wait", "--for=delete", "pods", "-l", "app=web", WAIT])
+        .await;
+    let left = c
+        .ok(&["get", "rs,pods", "-l", "app=web", "--no-headers"])
+        .await;
+    assert_eq!(left.trim(), "", "{left}");
+}

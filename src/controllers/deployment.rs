@@ -163,13 +163,27 @@ async fn sync(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut owned: Vec<ReplicaSet> = rs_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|rs| pods::controller_of(&rs.metadata).is_some_and(|r| r.uid == uid))
-        .collect();
+    let mut owned = Vec::new();
+    for rs in rs_api.list(&ListParams::default()).await?.items {
+        let matches = pods::selects(Some(&d.spec.selector), rs.metadata.labels.as_ref());
+        match pods::controller_of(&rs.metadata) {
+            Some(r) if r.uid == uid => {
+                if matches {
+                    owned.push(rs);
+                } else {
+                    pods::release(&rs_api, &rs, &uid).await;
+                }
+            }
+            Some(_) => {}
+            // An orphan (say, left by `delete --cascade=orphan`) is taken back.
+            None if matches && rs.metadata.deletion_timestamp.is_none() => {
+                if pods::adopt(&rs_api, &rs, &*d).await {
+                    owned.push(rs);
+                }
+            }
+            None => {}
+        }
+    }
     owned.sort_by_key(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0));
     let spec = &d.spec;
     let replicas = spec.replicas.unwrap_or(1);

@@ -160,12 +160,12 @@ async fn sync<K: Replicated>(owner: Arc<K>, ctx: Arc<Context>) -> Result<Action,
                 if matches {
                     owned.push(pod);
                 } else {
-                    release(&api, &pod, &uid).await;
+                    pods::release(&api, &pod, &uid).await;
                 }
             }
             Some(_) => {}
             None => {
-                let adopted = matches && pods::is_active(&pod) && adopt(&api, &pod, &*owner).await;
+                let adopted = matches && pods::is_active(&pod) && pods::adopt(&api, &pod, &*owner).await;
                 if adopted {
                     owned.push(pod);
                 }
@@ -384,42 +384,4 @@ fn status<K: Replicated>(
         m.insert("replicas".into(), json!(active.len()));
     }
     (status, wait)
-}
-
-/// Take an orphan that matches: add ourselves as its controller.
-async fn adopt<K: Replicated>(api: &Api<Pod>, pod: &Pod, owner: &K) -> bool {
-    let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
-    refs.push(pods::owner_ref(owner));
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-    api.patch(
-        &pod.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .inspect_err(|e| tracing::debug!(pod = %pod.name_any(), error = %e, "adopting"))
-    .is_ok()
-}
-
-/// Let go of a pod that no longer matches the selector.
-async fn release(api: &Api<Pod>, pod: &Pod, uid: &str) {
-    let refs: Vec<_> = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .filter(|r| r.uid != uid)
-        .cloned()
-        .collect();
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-    if let Err(e) = api
-        .patch(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::debug!(pod = %pod.name_any(), error = %e, "releasing");
-    }
 }
