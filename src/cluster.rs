@@ -75,6 +75,7 @@ pub struct ClusterBuilder {
     nodes: usize,
     node_capacity: Option<crate::kubelet::node::Capacity>,
     garbage_collector: bool,
+    autoscaler_sync_period: Duration,
 }
 
 impl Default for ClusterBuilder {
@@ -92,6 +93,7 @@ impl Default for ClusterBuilder {
             nodes: 1,
             node_capacity: None,
             garbage_collector: true,
+            autoscaler_sync_period: controllers::autoscaler::SYNC_PERIOD,
         }
     }
 }
@@ -196,6 +198,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// How often the horizontal pod autoscaler looks at each HPA (default 15 s, as
+    /// Kubernetes' `--horizontal-pod-autoscaler-sync-period`).
+    #[must_use]
+    pub fn autoscaler_sync_period(mut self, every: Duration) -> Self {
+        self.autoscaler_sync_period = every;
+        self
+    }
+
     /// Open the store, bind the port, start the API server and controllers, create the
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
@@ -292,6 +302,16 @@ impl ClusterBuilder {
             controllers::resourcequota::run(controllers::resourcequota::Context {
                 client: client.clone(),
                 registry: registry.clone(),
+            }),
+        );
+        controllers::spawn(
+            "horizontal-pod-autoscaler",
+            &tasks,
+            shutdown.clone(),
+            controllers::autoscaler::run(controllers::autoscaler::Context {
+                client: client.clone(),
+                registry: registry.clone(),
+                period: self.autoscaler_sync_period,
             }),
         );
         if self.garbage_collector {

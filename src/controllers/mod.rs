@@ -1,6 +1,7 @@
 //! Controllers: reconcile loops that are ordinary API clients of the in-process server.
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
+pub mod autoscaler;
 pub mod deployment;
 pub mod garbage;
 pub mod job;
