@@ -25,8 +25,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -64,7 +63,6 @@ pub(crate) struct Context {
 struct State {
     client: kube::Client,
     registry: Arc<Registry>,
-    period: Duration,
     recorder: Recorder,
     /// Recommendations and scale events per HPA uid.
     history: Mutex<HashMap<String, History>>,
@@ -87,21 +85,44 @@ pub(crate) async fn run(ctx: Context) {
         recorder: Recorder::new(ctx.client.clone(), "horizontal-pod-autoscaler", None),
         client: ctx.client.clone(),
         registry: ctx.registry,
-        period: ctx.period,
         history: Mutex::default(),
     });
-    let period = ctx.period;
-    Controller::new(
-        Api::<HorizontalPodAutoscaler>::all(ctx.client),
-        watcher::Config::default(),
-    )
-    .run(sync, move |_, _, _| Action::requeue(period), state)
-    .for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "autoscaler sync");
+    let api = Api::<HorizontalPodAutoscaler>::all(ctx.client);
+    // Only spec changes (a new generation) bring a sync forward: the controller's
+    // own status writes do not, or the sync period would mean nothing.
+    let mut changes = watcher::watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default())
+        .boxed();
+    let mut every = tokio::time::interval(ctx.period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(changed) = changes.next() => {
+                if let Ok(hpa) = changed {
+                    sync_logged(&hpa, &state).await;
+                }
+            }
+            _ = every.tick() => {
+                let Ok(all) = api.list(&ListParams::default()).await else {
+                    continue;
+                };
+                if let Ok(mut h) = state.history.lock() {
+                    h.retain(|uid, _| all.items.iter().any(|a| a.uid().as_deref() == Some(uid)));
+                }
+                for hpa in &all.items {
+                    sync_logged(hpa, &state).await;
+                }
+            }
         }
-    })
-    .await;
+    }
+}
+
+async fn sync_logged(hpa: &HorizontalPodAutoscaler, state: &State) {
+    if let Err(e) = sync(hpa, state).await {
+        tracing::debug!(hpa = %hpa.name_any(), error = %e, "autoscaler sync");
+    }
 }
 
 /// The conditions an HPA reports, in the order Kubernetes adds them.
@@ -180,25 +201,22 @@ struct Failure {
 }
 
 /// One sync of one HPA.
-async fn sync(hpa: Arc<HorizontalPodAutoscaler>, state: Arc<State>) -> Result<Action, Error> {
+async fn sync(hpa: &HorizontalPodAutoscaler, state: &State) -> Result<(), Error> {
     let (Some(ns), Some(uid)) = (hpa.namespace(), hpa.uid()) else {
-        return Ok(Action::await_change());
+        return Ok(());
     };
     if hpa.meta().deletion_timestamp.is_some() {
         if let Ok(mut h) = state.history.lock() {
             h.remove(&uid);
         }
-        return Ok(Action::await_change());
+        return Ok(());
     }
     let now = Timestamp::now();
-    let about = Involved::of(&*hpa);
-    let event = |kind: Kind, reason: &'static str, message: String| {
-        let state = state.clone();
-        let about = about.clone();
-        async move {
-            if let Some(a) = &about {
-                state.recorder.record(a, kind, reason, message).await;
-            }
+    let about = Involved::of(hpa);
+    let about = &about;
+    let event = |kind: Kind, reason: &'static str, message: String| async move {
+        if let Some(a) = &about {
+            state.recorder.record(a, kind, reason, message).await;
         }
     };
     let spec = &hpa.spec;
@@ -209,7 +227,7 @@ async fn sync(hpa: Arc<HorizontalPodAutoscaler>, state: Arc<State>) -> Result<Ac
 
     // The target's scale.
     let target = &spec.scale_target_ref;
-    let api = target_api(&state, &ns, target);
+    let api = target_api(state, &ns, target);
     let scale = match &api {
         Ok(api) => api.get_scale(&target.name).await.map_err(|e| match e {
             kube::Error::Api(s) => s.message,
@@ -225,8 +243,8 @@ async fn sync(hpa: Arc<HorizontalPodAutoscaler>, state: Arc<State>) -> Result<Ac
             );
             event(Kind::Warning, "FailedGetScale", message.clone()).await;
             Conditions::set(&mut conditions.able, false, "FailedGetScale", message);
-            write_status(&state, &hpa, status, &conditions, now).await?;
-            return Ok(Action::requeue(state.period));
+            write_status(state, hpa, status, &conditions, now).await?;
+            return Ok(());
         }
     };
     let current = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
@@ -261,7 +279,7 @@ async fn sync(hpa: Arc<HorizontalPodAutoscaler>, state: Arc<State>) -> Result<Ac
             }),
             Some(sel) => {
                 recommend(
-                    &state,
+                    state,
                     &ns,
                     &sel,
                     spec.metrics.as_deref().unwrap_or_default(),
@@ -294,8 +312,8 @@ async fn sync(hpa: Arc<HorizontalPodAutoscaler>, state: Arc<State>) -> Result<Ac
                     );
                 }
                 status.desired_replicas = current;
-                write_status(&state, &hpa, status, &conditions, now).await?;
-                return Ok(Action::requeue(state.period));
+                write_status(state, hpa, status, &conditions, now).await?;
+                return Ok(());
             }
         };
         Conditions::set(
@@ -377,14 +395,14 @@ async fn sync(hpa: Arc<HorizontalPodAutoscaler>, state: Arc<State>) -> Result<Ac
                     format!("the HPA controller was unable to update the target scale: {message}"),
                 );
                 status.desired_replicas = current;
-                write_status(&state, &hpa, status, &conditions, now).await?;
-                return Ok(Action::requeue(state.period));
+                write_status(state, hpa, status, &conditions, now).await?;
+                return Ok(());
             }
         }
     }
     status.desired_replicas = desired;
-    write_status(&state, &hpa, status, &conditions, now).await?;
-    Ok(Action::requeue(state.period))
+    write_status(state, hpa, status, &conditions, now).await?;
+    Ok(())
 }
 
 /// An API for the scale target's resource, or why there is none.
