@@ -410,6 +410,12 @@ impl ClusterBuilder {
             controllers::job::run(client.clone()),
         );
         controllers::spawn(
+            "statefulset",
+            &tasks,
+            shutdown.clone(),
+            controllers::statefulset::run(client.clone()),
+        );
+        controllers::spawn(
             "deployment",
             &tasks,
             shutdown.clone(),

@@ -4,12 +4,14 @@
 pub mod autoscaler;
 pub mod deployment;
 pub mod garbage;
+pub mod history;
 pub mod job;
 pub mod namespace;
 pub mod pods;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use std::future::Future;
 
