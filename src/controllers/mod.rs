@@ -9,6 +9,7 @@ pub mod pods;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod volumes;
 
 use std::future::Future;
 
