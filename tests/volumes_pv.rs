@@ -97,13 +97,21 @@ fn cells(row: &str) -> Vec<&str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_removes_its_volume() {
+async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_removes_its_volume()
+{
     let c = TestCluster::start().await;
     let sc = c.ok(&["get", "sc"]).await;
     let mut lines = sc.lines();
     assert_eq!(
         cells(lines.next().unwrap_or_default()),
-        ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
     );
     let row = lines.next().unwrap_or_default();
     assert!(
@@ -112,31 +120,55 @@ async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_
     );
     assert_eq!(
         cells(row)[2..6],
-        ["minke.dev/local-path", "Delete", "WaitForFirstConsumer", "false"]
+        [
+            "minke.dev/local-path",
+            "Delete",
+            "WaitForFirstConsumer",
+            "false"
+        ]
     );
 
     c.ok_stdin(&["apply", "-f", "-"], &claim("data", "64Mi", ""))
         .await;
-    assert_eq!(get(&c, "pvc data", "{.spec.storageClassName}").await, "standard");
+    assert_eq!(
+        get(&c, "pvc data", "{.spec.storageClassName}").await,
+        "standard"
+    );
     assert_eq!(
         get(&c, "pvc data", "{.metadata.finalizers}").await,
         r#"["kubernetes.io/pvc-protection"]"#
     );
-    let waiting = eventually(&c, &["get", "events", "--field-selector", "involvedObject.name=data"], |e| {
-        e.contains("WaitForFirstConsumer")
-    })
+    let waiting = eventually(
+        &c,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=data",
+        ],
+        |e| e.contains("WaitForFirstConsumer"),
+    )
     .await;
     assert!(
         waiting.contains("waiting for first consumer to be created before binding"),
         "{waiting}"
     );
     assert_eq!(get(&c, "pvc data", "{.status.phase}").await, "Pending");
-    assert_eq!(get(&c, "pvc data", "{.spec.volumeName}").await, "", "no volume before a pod");
+    assert_eq!(
+        get(&c, "pvc data", "{.spec.volumeName}").await,
+        "",
+        "no volume before a pod"
+    );
     assert_eq!(c.ok(&["get", "pv", "-o", "name"]).await, "");
 
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &pod("writer", "data", r#"["write", "/data/note", "persisted"]"#, ""),
+        &pod(
+            "writer",
+            "data",
+            r#"["write", "/data/note", "persisted"]"#,
+            "",
+        ),
     )
     .await;
     wait_for(&c, "jsonpath={.status.phase}=Bound", "pvc/data").await;
@@ -153,19 +185,38 @@ async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_
         r#""pv.kubernetes.io/bind-completed":"yes""#.to_string(),
         r#""pv.kubernetes.io/bound-by-controller":"yes""#.to_string(),
     ] {
-        assert!(annotations.contains(&expected), "{expected} in {annotations}");
+        assert!(
+            annotations.contains(&expected),
+            "{expected} in {annotations}"
+        );
     }
     wait_for(&c, "jsonpath={.status.phase}=Succeeded", "pod/writer").await;
 
     // The volume: the claim's size, modes and class, the class's policy, pinned
     // to the node the pod went to.
     let pv = format!("pv {volume}");
-    assert_eq!(get(&c, &pv, "{.metadata.annotations.pv\\.kubernetes\\.io/provisioned-by}").await, "minke.dev/local-path");
+    assert_eq!(
+        get(
+            &c,
+            &pv,
+            "{.metadata.annotations.pv\\.kubernetes\\.io/provisioned-by}"
+        )
+        .await,
+        "minke.dev/local-path"
+    );
     assert_eq!(get(&c, &pv, "{.spec.capacity.storage}").await, "64Mi");
-    assert_eq!(get(&c, &pv, "{.spec.persistentVolumeReclaimPolicy}").await, "Delete");
+    assert_eq!(
+        get(&c, &pv, "{.spec.persistentVolumeReclaimPolicy}").await,
+        "Delete"
+    );
     assert_eq!(get(&c, &pv, "{.spec.claimRef.uid}").await, uid);
     assert_eq!(
-        get(&c, &pv, "{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}").await,
+        get(
+            &c,
+            &pv,
+            "{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}"
+        )
+        .await,
         node
     );
     let dir = get(&c, &pv, "{.spec.hostPath.path}").await;
@@ -177,21 +228,61 @@ async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_
     let mut lines = pvs.lines();
     assert_eq!(
         cells(lines.next().unwrap_or_default()),
-        ["NAME", "CAPACITY", "ACCESS", "MODES", "RECLAIM", "POLICY", "STATUS", "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"]
+        [
+            "NAME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "RECLAIM",
+            "POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE"
+        ]
     );
     assert_eq!(
         cells(lines.next().unwrap_or_default())[..8],
-        [volume.as_str(), "64Mi", "RWO", "Delete", "Bound", "default/data", "standard", "<unset>"]
+        [
+            volume.as_str(),
+            "64Mi",
+            "RWO",
+            "Delete",
+            "Bound",
+            "default/data",
+            "standard",
+            "<unset>"
+        ]
     );
     let pvcs = c.ok(&["get", "pvc"]).await;
     let mut lines = pvcs.lines();
     assert_eq!(
         cells(lines.next().unwrap_or_default()),
-        ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"]
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ]
     );
     assert_eq!(
         cells(lines.next().unwrap_or_default())[..7],
-        ["data", "Bound", volume.as_str(), "64Mi", "RWO", "standard", "<unset>"]
+        [
+            "data",
+            "Bound",
+            volume.as_str(),
+            "64Mi",
+            "RWO",
+            "standard",
+            "<unset>"
+        ]
     );
 
     // A second pod reads what the first wrote.
@@ -213,7 +304,11 @@ async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_
         ("Access Modes", "RWO"),
         ("Used By", "reader"),
     ] {
-        assert_eq!(field(&described, key), Some(value), "{key} in:\n{described}");
+        assert_eq!(
+            field(&described, key),
+            Some(value),
+            "{key} in:\n{described}"
+        );
     }
     for expected in [
         "waiting for first consumer to be created before binding".to_string(),
@@ -226,12 +321,17 @@ async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_
     // The PV controller's ExternalProvisioning and the provisioner's Provisioning
     // race (as in Kubernetes); the first and the last are sure.
     let events = events_about(&c, "data").await;
-    let mut order: Vec<&str> = events
-        .lines()
-        .filter_map(|l| l.split(':').next())
-        .collect();
-    assert_eq!(order.first(), Some(&"Normal WaitForFirstConsumer"), "{events}");
-    assert_eq!(order.last(), Some(&"Normal ProvisioningSucceeded"), "{events}");
+    let mut order: Vec<&str> = events.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(
+        order.first(),
+        Some(&"Normal WaitForFirstConsumer"),
+        "{events}"
+    );
+    assert_eq!(
+        order.last(),
+        Some(&"Normal ProvisioningSucceeded"),
+        "{events}"
+    );
     order.sort_unstable();
     assert_eq!(
         order,
@@ -253,7 +353,8 @@ async fn a_default_class_claim_binds_when_its_first_pod_is_scheduled_and_delete_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes_and_retain_their_data() {
+async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes_and_retain_their_data()
+ {
     let c = TestCluster::start().await;
     // Under /tmp, where the in-tree hostPath deleter is allowed to delete.
     let tmp = tempfile::Builder::new()
@@ -266,16 +367,41 @@ async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes
         host_path_volume("small", "1Gi", dirs, rwo),
         host_path_volume("mid", "2Gi", dirs, rwo),
         host_path_volume("big", "5Gi", dirs, rwo),
-        host_path_volume("gold", "3Gi", dirs, &format!("  labels: {{tier: gold}}\n{rwo}")),
-        host_path_volume("shared", "2Gi", dirs, "spec:\n  accessModes: [ReadWriteMany]\n"),
-        host_path_volume("fast", "2Gi", dirs, &format!("{rwo}  storageClassName: fast\n")),
-        host_path_volume("scratch", "1Gi", dirs, &format!("{rwo}  storageClassName: scratch\n  persistentVolumeReclaimPolicy: Delete\n")),
+        host_path_volume(
+            "gold",
+            "3Gi",
+            dirs,
+            &format!("  labels: {{tier: gold}}\n{rwo}"),
+        ),
+        host_path_volume(
+            "shared",
+            "2Gi",
+            dirs,
+            "spec:\n  accessModes: [ReadWriteMany]\n",
+        ),
+        host_path_volume(
+            "fast",
+            "2Gi",
+            dirs,
+            &format!("{rwo}  storageClassName: fast\n"),
+        ),
+        host_path_volume(
+            "scratch",
+            "1Gi",
+            dirs,
+            &format!("{rwo}  storageClassName: scratch\n  persistentVolumeReclaimPolicy: Delete\n"),
+        ),
     ] {
         c.ok_stdin(&["apply", "-f", "-"], &pv).await;
     }
     for pv in ["small", "mid", "big", "gold", "shared", "fast", "scratch"] {
         std::fs::create_dir_all(dirs.join(pv)).expect("mkdir");
-        wait_for(&c, "jsonpath={.status.phase}=Available", &format!("pv/{pv}")).await;
+        wait_for(
+            &c,
+            "jsonpath={.status.phase}=Available",
+            &format!("pv/{pv}"),
+        )
+        .await;
     }
     assert_eq!(
         get(&c, "pv mid", "{.metadata.finalizers}").await,
@@ -284,9 +410,17 @@ async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes
     let classless = "  storageClassName: \"\"\n";
     for (name, size, extra) in [
         ("a", "1500Mi", classless.to_string()),
-        ("b", "1Gi", format!("{classless}  selector: {{matchLabels: {{tier: gold}}}}\n")),
+        (
+            "b",
+            "1Gi",
+            format!("{classless}  selector: {{matchLabels: {{tier: gold}}}}\n"),
+        ),
         ("c", "1Gi", "  storageClassName: fast\n".to_string()),
-        ("d", "1Gi", format!("{classless}  accessModes: [ReadWriteMany]\n")),
+        (
+            "d",
+            "1Gi",
+            format!("{classless}  accessModes: [ReadWriteMany]\n"),
+        ),
         ("e", "1Gi", "  storageClassName: scratch\n".to_string()),
         ("huge", "10Gi", classless.to_string()),
     ] {
@@ -296,14 +430,41 @@ async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes
         }
         c.ok_stdin(&["apply", "-f", "-"], &manifest).await;
     }
-    for (claim, volume) in [("a", "mid"), ("b", "gold"), ("c", "fast"), ("d", "shared"), ("e", "scratch")] {
-        wait_for(&c, "jsonpath={.status.phase}=Bound", &format!("pvc/{claim}")).await;
-        assert_eq!(get(&c, &format!("pvc {claim}"), "{.spec.volumeName}").await, volume, "claim {claim}");
-        wait_for(&c, "jsonpath={.status.phase}=Bound", &format!("pv/{volume}")).await;
+    for (claim, volume) in [
+        ("a", "mid"),
+        ("b", "gold"),
+        ("c", "fast"),
+        ("d", "shared"),
+        ("e", "scratch"),
+    ] {
+        wait_for(
+            &c,
+            "jsonpath={.status.phase}=Bound",
+            &format!("pvc/{claim}"),
+        )
+        .await;
+        assert_eq!(
+            get(&c, &format!("pvc {claim}"), "{.spec.volumeName}").await,
+            volume,
+            "claim {claim}"
+        );
+        wait_for(
+            &c,
+            "jsonpath={.status.phase}=Bound",
+            &format!("pv/{volume}"),
+        )
+        .await;
     }
-    assert_eq!(get(&c, "pvc a", "{.spec.storageClassName}").await, "", "\"\" stays classless");
+    assert_eq!(
+        get(&c, "pvc a", "{.spec.storageClassName}").await,
+        "",
+        "\"\" stays classless"
+    );
     assert_eq!(get(&c, "pvc a", "{.status.capacity.storage}").await, "2Gi");
-    assert_eq!(get(&c, "pvc a", "{.status.accessModes}").await, r#"["ReadWriteOnce"]"#);
+    assert_eq!(
+        get(&c, "pvc a", "{.status.accessModes}").await,
+        r#"["ReadWriteOnce"]"#
+    );
     let uid = get(&c, "pvc a", "{.metadata.uid}").await;
     let claim_ref = get(&c, "pv mid", "{.spec.claimRef}").await;
     for expected in [
@@ -317,7 +478,12 @@ async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes
         assert!(claim_ref.contains(&expected), "{expected} in {claim_ref}");
     }
     assert_eq!(
-        get(&c, "pv mid", "{.metadata.annotations.pv\\.kubernetes\\.io/bound-by-controller}").await,
+        get(
+            &c,
+            "pv mid",
+            "{.metadata.annotations.pv\\.kubernetes\\.io/bound-by-controller}"
+        )
+        .await,
         "yes"
     );
     assert_eq!(get(&c, "pv small", "{.status.phase}").await, "Available");
@@ -325,16 +491,32 @@ async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes
     let row = c.ok(&["get", "pv", "mid", "--no-headers"]).await;
     assert_eq!(
         cells(&row)[..7],
-        ["mid", "2Gi", "RWO", "Retain", "Bound", "default/a", "<unset>"]
+        [
+            "mid",
+            "2Gi",
+            "RWO",
+            "Retain",
+            "Bound",
+            "default/a",
+            "<unset>"
+        ]
     );
 
     // Nothing fits and no class: Pending, said as the PV controller says it.
-    let events = eventually(&c, &["get", "events", "--field-selector", "involvedObject.name=huge"], |e| {
-        e.contains("FailedBinding")
-    })
+    let events = eventually(
+        &c,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=huge",
+        ],
+        |e| e.contains("FailedBinding"),
+    )
     .await;
     assert!(
-        events.contains("no persistent volumes available for this claim and no storage class is set"),
+        events
+            .contains("no persistent volumes available for this claim and no storage class is set"),
         "{events}"
     );
     assert_eq!(get(&c, "pvc huge", "{.status.phase}").await, "Pending");
@@ -370,7 +552,8 @@ async fn a_claim_in_use_stays_terminating_until_its_pod_is_gone() {
     let volume = get(&c, "pvc data", "{.spec.volumeName}").await;
     let dir = get(&c, &format!("pv {volume}"), "{.spec.hostPath.path}").await;
 
-    c.ok(&["delete", "pvc", "data", "idle", "--wait=false"]).await;
+    c.ok(&["delete", "pvc", "data", "idle", "--wait=false"])
+        .await;
     // The unused claim goes; the one the pod mounts stays, Terminating.
     wait_for(&c, "delete", "pvc/idle").await;
     let row = c.ok(&["get", "pvc", "data", "--no-headers"]).await;
@@ -416,9 +599,16 @@ async fn pods_with_unbound_immediate_or_missing_claims_wait_with_the_schedulers_
     )
     .await;
     wait_for(&c, "condition=PodScheduled=false", "pod/user").await;
-    let events = eventually(&c, &["get", "events", "--field-selector", "involvedObject.name=user"], |e| {
-        e.contains("FailedScheduling")
-    })
+    let events = eventually(
+        &c,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=user",
+        ],
+        |e| e.contains("FailedScheduling"),
+    )
     .await;
     assert!(
         events.contains("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."),
@@ -426,12 +616,24 @@ async fn pods_with_unbound_immediate_or_missing_claims_wait_with_the_schedulers_
     );
     wait_for(&c, "condition=PodScheduled=false", "pod/orphan").await;
     assert_eq!(
-        get(&c, "pod orphan", "{.status.conditions[?(@.type==\"PodScheduled\")].message}").await,
+        get(
+            &c,
+            "pod orphan",
+            "{.status.conditions[?(@.type==\"PodScheduled\")].message}"
+        )
+        .await,
         "0/1 nodes are available: persistentvolumeclaim \"nope\" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
     );
-    let claim_events = eventually(&c, &["get", "events", "--field-selector", "involvedObject.name=data"], |e| {
-        e.contains("ProvisioningFailed")
-    })
+    let claim_events = eventually(
+        &c,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=data",
+        ],
+        |e| e.contains("ProvisioningFailed"),
+    )
     .await;
     assert!(
         claim_events.contains("no volume plugin matched name: kubernetes.io/no-provisioner"),
@@ -473,12 +675,22 @@ async fn a_pod_follows_its_volume_to_the_node_it_was_provisioned_on() {
         .await;
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &pod("first", "data", r#"["write", "/data/n", "1"]"#, &on(&nodes[1])),
+        &pod(
+            "first",
+            "data",
+            r#"["write", "/data/n", "1"]"#,
+            &on(&nodes[1]),
+        ),
     )
     .await;
     wait_for(&c, "jsonpath={.status.phase}=Succeeded", "pod/first").await;
     assert_eq!(
-        get(&c, "pvc data", "{.metadata.annotations.volume\\.kubernetes\\.io/selected-node}").await,
+        get(
+            &c,
+            "pvc data",
+            "{.metadata.annotations.volume\\.kubernetes\\.io/selected-node}"
+        )
+        .await,
         nodes[1]
     );
     // Free to go anywhere, the next pod goes where the volume is.
@@ -497,7 +709,12 @@ async fn a_pod_follows_its_volume_to_the_node_it_was_provisioned_on() {
     .await;
     wait_for(&c, "condition=PodScheduled=false", "pod/elsewhere").await;
     assert_eq!(
-        get(&c, "pod elsewhere", "{.status.conditions[?(@.type==\"PodScheduled\")].message}").await,
+        get(
+            &c,
+            "pod elsewhere",
+            "{.status.conditions[?(@.type==\"PodScheduled\")].message}"
+        )
+        .await,
         "0/3 nodes are available: 1 node(s) had volume node affinity conflict, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
     );
 }
@@ -509,12 +726,20 @@ async fn a_default_class_made_later_is_given_to_claims_that_had_none() {
     c.ok_stdin(&["apply", "-f", "-"], &claim("data", "16Mi", ""))
         .await;
     assert_eq!(get(&c, "pvc data", "{.spec.storageClassName}").await, "");
-    let events = eventually(&c, &["get", "events", "--field-selector", "involvedObject.name=data"], |e| {
-        e.contains("FailedBinding")
-    })
+    let events = eventually(
+        &c,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=data",
+        ],
+        |e| e.contains("FailedBinding"),
+    )
     .await;
     assert!(
-        events.contains("no persistent volumes available for this claim and no storage class is set"),
+        events
+            .contains("no persistent volumes available for this claim and no storage class is set"),
         "{events}"
     );
     c.ok_stdin(
@@ -527,6 +752,17 @@ async fn a_default_class_made_later_is_given_to_claims_that_had_none() {
     // to pin to (every node shares the host's filesystem).
     wait_for(&c, "jsonpath={.status.phase}=Bound", "pvc/data").await;
     let volume = get(&c, "pvc data", "{.spec.volumeName}").await;
-    assert_eq!(get(&c, &format!("pv {volume}"), "{.spec.persistentVolumeReclaimPolicy}").await, "Retain");
-    assert_eq!(get(&c, &format!("pv {volume}"), "{.spec.nodeAffinity}").await, "");
+    assert_eq!(
+        get(
+            &c,
+            &format!("pv {volume}"),
+            "{.spec.persistentVolumeReclaimPolicy}"
+        )
+        .await,
+        "Retain"
+    );
+    assert_eq!(
+        get(&c, &format!("pv {volume}"), "{.spec.nodeAffinity}").await,
+        ""
+    );
 }

@@ -565,7 +565,10 @@ mod tests {
             "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
         );
         assert_eq!(
-            fit_error(2, &[vec![Reason::VolumeNodeConflict], vec![Reason::Affinity]]),
+            fit_error(
+                2,
+                &[vec![Reason::VolumeNodeConflict], vec![Reason::Affinity]]
+            ),
             "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had volume node affinity conflict. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
         );
         assert_eq!(

@@ -48,6 +48,9 @@ struct State {
     volumes: volumes::Volumes,
 }
 
+/// Where a pod goes and the volume bindings to write first, or why it fits nowhere.
+type Placement = Result<(String, volumes::Writes), String>;
+
 /// How a binding in flight ended.
 enum Outcome {
     /// The pod is bound.
@@ -205,7 +208,7 @@ impl State {
     /// Pick a node for the oldest pending pod: `Ok(node)` (assumed there now,
     /// with the volume bindings to make first) or `Err(message)` when none fits.
     /// Nothing is scheduled before the storage watches have listed.
-    fn schedule_next(&mut self) -> Option<(Pod, Result<(String, volumes::Writes), String>)> {
+    fn schedule_next(&mut self) -> Option<(Pod, Placement)> {
         if !self.volumes.synced() {
             return None;
         }
@@ -288,10 +291,13 @@ pub async fn run(client: kube::Client) {
     .default_backoff()
     .map(|e| Input::Volume(Box::new(e)))
     .boxed();
-    let classes = watcher(Api::<StorageClass>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .map(|e| Input::Class(Box::new(e)))
-        .boxed();
+    let classes = watcher(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| Input::Class(Box::new(e)))
+    .boxed();
     let mut inputs = stream::select_all([pods, nodes, claims, pvs, classes]);
     let mut state = State::default();
     // Bindings in flight; dropped (aborted) with this loop.
@@ -334,7 +340,8 @@ pub async fn run(client: kube::Client) {
                     bindings.spawn(async move {
                         if !writes.is_empty()
                             && let Err(message) =
-                                volumes::bind_volumes(&client, &pod, &writes, volumes::BIND_TIMEOUT).await
+                                volumes::bind_volumes(&client, &pod, &writes, volumes::BIND_TIMEOUT)
+                                    .await
                         {
                             return (uid(&pod), Outcome::Volumes(message, writes));
                         }

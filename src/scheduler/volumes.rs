@@ -70,9 +70,7 @@ impl<K: Resource + Clone> Cache<K> {
                 None
             }
             watcher::Event::InitApply(o) => {
-                self.relist
-                    .get_or_insert_default()
-                    .insert(key_of(&o), o);
+                self.relist.get_or_insert_default().insert(key_of(&o), o);
                 None
             }
             watcher::Event::InitDone => {
@@ -158,7 +156,10 @@ impl Volumes {
         self.classes.objects.get(name)
     }
 
-    fn volumes_of_class<'a>(&'a self, class: &'a str) -> impl Iterator<Item = &'a PersistentVolume> {
+    fn volumes_of_class<'a>(
+        &'a self,
+        class: &'a str,
+    ) -> impl Iterator<Item = &'a PersistentVolume> {
         self.volumes
             .objects
             .keys()
@@ -203,7 +204,11 @@ impl Volumes {
 }
 
 /// Drop an assumed object once the watch holds another version of it (or lost it).
-fn drop_stale<K: Resource>(assumed: &mut HashMap<String, K>, watched: &HashMap<String, K>, key: &str) {
+fn drop_stale<K: Resource>(
+    assumed: &mut HashMap<String, K>,
+    watched: &HashMap<String, K>,
+    key: &str,
+) {
     let keys: Vec<String> = if key.is_empty() {
         assumed.keys().cloned().collect()
     } else {
@@ -275,7 +280,9 @@ pub fn prefilter(v: &Volumes, pod: &Pod) -> Result<Option<PodClaims>, String> {
             claims.bound.push(pvc.clone());
             continue;
         }
-        let class = Some(claim_class(pvc)).filter(|c| !c.is_empty()).and_then(|c| v.class(c));
+        let class = Some(claim_class(pvc))
+            .filter(|c| !c.is_empty())
+            .and_then(|c| v.class(c));
         // A claim naming its volume is bound by the PV controller, as an immediate one.
         if matching::waits_for_first_consumer(class) && claim_volume(pvc).is_empty() {
             claims.delayed.push(pvc.clone());
@@ -287,9 +294,7 @@ pub fn prefilter(v: &Volumes, pod: &Pod) -> Result<Option<PodClaims>, String> {
         return Err("pod has unbound immediate PersistentVolumeClaims".into());
     }
     // Smaller requests pick their volumes first, so they take the smaller volumes.
-    claims
-        .delayed
-        .sort_by_key(matching::requested);
+    claims.delayed.sort_by_key(matching::requested);
     Ok(Some(claims))
 }
 
@@ -357,7 +362,13 @@ pub fn filter(v: &Volumes, claims: &PodClaims, node: &NodeInfo) -> Result<Plan, 
             }
             None => {
                 let class = claim_class(pvc);
-                match matching::find_matching(pvc, v.volumes_of_class(class), Some(node), &chosen, true) {
+                match matching::find_matching(
+                    pvc,
+                    v.volumes_of_class(class),
+                    Some(node),
+                    &chosen,
+                    true,
+                ) {
                     Some(pv) => {
                         chosen.insert(pv.metadata.name.clone().unwrap_or_default());
                         plan.static_bindings.push((pvc.clone(), pv.clone()));
@@ -410,7 +421,8 @@ pub async fn bind_volumes(
     writes: &Writes,
     timeout: Duration,
 ) -> Result<(), String> {
-    let fail = |e: String| format!("running PreBind plugin \"VolumeBinding\": binding volumes: {e}");
+    let fail =
+        |e: String| format!("running PreBind plugin \"VolumeBinding\": binding volumes: {e}");
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     for pv in &writes.volumes {
         let name = pv.metadata.name.as_deref().unwrap_or_default();
@@ -442,7 +454,11 @@ pub async fn bind_volumes(
             };
             let settled = |c: Option<&PersistentVolumeClaim>| {
                 c.is_none_or(|c| {
-                    let bound = has_annotation(&c.metadata, BIND_COMPLETED) && !claim_volume(c).is_empty();
+                    // Fully bound, and its status says so (the kubelet mounts
+                    // only a claim whose phase is Bound).
+                    let bound = has_annotation(&c.metadata, BIND_COMPLETED)
+                        && !claim_volume(c).is_empty()
+                        && claim_phase(c) == "Bound";
                     bound || reset(c)
                 })
             };
@@ -501,13 +517,19 @@ mod tests {
         for o in objects {
             match o["kind"].as_str() {
                 Some("PersistentVolumeClaim") => {
-                    v.on_claim(watcher::Event::Apply(serde_json::from_value(o).expect("pvc")));
+                    v.on_claim(watcher::Event::Apply(
+                        serde_json::from_value(o).expect("pvc"),
+                    ));
                 }
                 Some("PersistentVolume") => {
-                    v.on_volume(watcher::Event::Apply(serde_json::from_value(o).expect("pv")));
+                    v.on_volume(watcher::Event::Apply(
+                        serde_json::from_value(o).expect("pv"),
+                    ));
                 }
                 _ => {
-                    v.on_class(watcher::Event::Apply(serde_json::from_value(o).expect("sc")));
+                    v.on_class(watcher::Event::Apply(
+                        serde_json::from_value(o).expect("sc"),
+                    ));
                 }
             }
         }
@@ -550,8 +572,12 @@ mod tests {
             class("fast", "Immediate"),
             claim("now", "fast", json!({})),
             claim("later", "standard", json!({})),
-            claim("going", "standard", json!({"metadata": {"name": "going", "namespace": "default",
-                "deletionTimestamp": "2024-01-01T00:00:00Z"}})),
+            claim(
+                "going",
+                "standard",
+                json!({"metadata": {"name": "going", "namespace": "default",
+                "deletionTimestamp": "2024-01-01T00:00:00Z"}}),
+            ),
         ]);
         assert!(prefilter(&v, &pod(&[])).expect("ok").is_none());
         assert_eq!(
@@ -566,7 +592,9 @@ mod tests {
             prefilter(&v, &pod(&["later", "now"])).unwrap_err(),
             "pod has unbound immediate PersistentVolumeClaims"
         );
-        let waiting = prefilter(&v, &pod(&["later"])).expect("ok").expect("claims");
+        let waiting = prefilter(&v, &pod(&["later"]))
+            .expect("ok")
+            .expect("claims");
         assert_eq!(waiting.delayed.len(), 1);
     }
 
@@ -589,8 +617,13 @@ mod tests {
             claim("data", "local", json!({})),
             claim("scratch", "standard", json!({})),
         ]);
-        let claims = prefilter(&v, &pod(&["data", "scratch"])).expect("ok").expect("claims");
-        assert_eq!(filter(&v, &claims, &node("b")).unwrap_err(), [Reason::VolumeBindConflict]);
+        let claims = prefilter(&v, &pod(&["data", "scratch"]))
+            .expect("ok")
+            .expect("claims");
+        assert_eq!(
+            filter(&v, &claims, &node("b")).unwrap_err(),
+            [Reason::VolumeBindConflict]
+        );
         let plan = filter(&v, &claims, &node("a")).expect("fits a");
         assert_eq!(plan.static_bindings.len(), 1);
         assert_eq!(plan.provisions.len(), 1);
@@ -598,17 +631,26 @@ mod tests {
         assert_eq!(writes.claims, ["default/data", "default/scratch"]);
         let claimed = &writes.volumes[0];
         assert_eq!(
-            claimed.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).and_then(|r| r.uid.as_deref()),
+            claimed
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .and_then(|r| r.uid.as_deref()),
             Some("uid-data")
         );
         // The assumed volume is no longer free for another pod's claim.
         v.on_claim(watcher::Event::Apply(
             serde_json::from_value(claim("other", "local", json!({}))).expect("pvc"),
         ));
-        let other = prefilter(&v, &pod(&["other"])).expect("ok").expect("claims");
+        let other = prefilter(&v, &pod(&["other"]))
+            .expect("ok")
+            .expect("claims");
         assert!(filter(&v, &other, &node("a")).is_err());
         v.forget(&writes);
-        assert!(filter(&v, &other, &node("a")).is_ok(), "released when the binding fails");
+        assert!(
+            filter(&v, &other, &node("a")).is_ok(),
+            "released when the binding fails"
+        );
     }
 
     #[test]
@@ -622,25 +664,53 @@ mod tests {
         let v = cache(vec![
             class("standard", "WaitForFirstConsumer"),
             pinned,
-            claim("bound", "standard", json!({
+            claim(
+                "bound",
+                "standard",
+                json!({
                 "metadata": {"name": "bound", "namespace": "default", "annotations": {BIND_COMPLETED: "yes"}},
-                "spec": {"volumeName": "pv-b", "storageClassName": "standard"}, "status": {"phase": "Bound"}})),
-            claim("promised", "standard", json!({
-                "metadata": {"name": "promised", "namespace": "default", "annotations": {SELECTED_NODE: "c"}}})),
-            claim("orphan", "standard", json!({
+                "spec": {"volumeName": "pv-b", "storageClassName": "standard"}, "status": {"phase": "Bound"}}),
+            ),
+            claim(
+                "promised",
+                "standard",
+                json!({
+                "metadata": {"name": "promised", "namespace": "default", "annotations": {SELECTED_NODE: "c"}}}),
+            ),
+            claim(
+                "orphan",
+                "standard",
+                json!({
                 "metadata": {"name": "orphan", "namespace": "default", "annotations": {BIND_COMPLETED: "yes"}},
-                "spec": {"volumeName": "gone", "storageClassName": "standard"}, "status": {"phase": "Bound"}})),
+                "spec": {"volumeName": "gone", "storageClassName": "standard"}, "status": {"phase": "Bound"}}),
+            ),
         ]);
-        let bound = prefilter(&v, &pod(&["bound"])).expect("ok").expect("claims");
-        assert_eq!(filter(&v, &bound, &node("a")).unwrap_err(), [Reason::VolumeNodeConflict]);
+        let bound = prefilter(&v, &pod(&["bound"]))
+            .expect("ok")
+            .expect("claims");
+        assert_eq!(
+            filter(&v, &bound, &node("a")).unwrap_err(),
+            [Reason::VolumeNodeConflict]
+        );
         assert!(filter(&v, &bound, &node("b")).is_ok());
         assert_eq!(
             Reason::VolumeNodeConflict.to_string(),
             "node(s) had volume node affinity conflict"
         );
-        let promised = prefilter(&v, &pod(&["promised"])).expect("ok").expect("claims");
-        assert_eq!(filter(&v, &promised, &node("a")).unwrap_err(), [Reason::VolumeBindConflict]);
-        assert_eq!(filter(&v, &promised, &node("c")).expect("c").provisions.len(), 1);
+        let promised = prefilter(&v, &pod(&["promised"]))
+            .expect("ok")
+            .expect("claims");
+        assert_eq!(
+            filter(&v, &promised, &node("a")).unwrap_err(),
+            [Reason::VolumeBindConflict]
+        );
+        assert_eq!(
+            filter(&v, &promised, &node("c"))
+                .expect("c")
+                .provisions
+                .len(),
+            1
+        );
         // A claim bound to a volume that is gone counts as unbound (not fully bound).
         assert!(prefilter(&v, &pod(&["orphan"])).is_err());
     }

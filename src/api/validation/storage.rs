@@ -222,9 +222,7 @@ pub fn pvc_update(new: &Value, old: &Value) -> Vec<FieldError> {
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
         .is_some_and(|a| a.contains_key("volume.beta.kubernetes.io/storage-class"));
-    if !beta_class
-        && os.get("storageClassName").is_none_or(Value::is_null)
-    {
+    if !beta_class && os.get("storageClassName").is_none_or(Value::is_null) {
         for spec in [&mut munged_new, &mut munged_old] {
             if let Some(m) = spec.as_object_mut() {
                 m.remove("storageClassName");

@@ -458,14 +458,34 @@ fn a_claim_without_a_class_may_be_given_one_once_but_a_class_never_changes() {
         }
         c
     };
-    assert!(update("", "PersistentVolumeClaim", claim(json!("standard")), claim(Value::Null)).is_empty());
-    let changed = update("", "PersistentVolumeClaim", claim(json!("fast")), claim(json!("standard")));
+    assert!(
+        update(
+            "",
+            "PersistentVolumeClaim",
+            claim(json!("standard")),
+            claim(Value::Null)
+        )
+        .is_empty()
+    );
+    let changed = update(
+        "",
+        "PersistentVolumeClaim",
+        claim(json!("fast")),
+        claim(json!("standard")),
+    );
     assert_eq!(changed.len(), 1);
     assert!(
-        changed[0].starts_with("spec: Forbidden: spec is immutable after creation except resources.requests"),
+        changed[0].starts_with(
+            "spec: Forbidden: spec is immutable after creation except resources.requests"
+        ),
         "{changed:?}"
     );
-    let classless = update("", "PersistentVolumeClaim", claim(json!("standard")), claim(json!("")));
+    let classless = update(
+        "",
+        "PersistentVolumeClaim",
+        claim(json!("standard")),
+        claim(json!("")),
+    );
     assert_eq!(classless.len(), 1, "\"\" chose no class: {classless:?}");
 }
 

@@ -15,7 +15,11 @@ use crate::controllers::volumes::matching::{
 };
 
 /// The mutating half, before validation: default class and finalizers.
-pub(crate) fn mutate_create(s: &Shared, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+pub(crate) fn mutate_create(
+    s: &Shared,
+    rt: &ResourceType,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
     if !rt.group.is_empty() {
         return Ok(());
     }
@@ -87,7 +91,10 @@ mod tests {
         let mut obj = json!({"metadata": {"name": "x", "finalizers": ["example.com/keep"]}});
         add_finalizer(&mut obj, PVC_PROTECTION);
         add_finalizer(&mut obj, PVC_PROTECTION);
-        assert_eq!(obj["metadata"]["finalizers"], json!(["example.com/keep", PVC_PROTECTION]));
+        assert_eq!(
+            obj["metadata"]["finalizers"],
+            json!(["example.com/keep", PVC_PROTECTION])
+        );
         let mut bare = json!({"metadata": {"name": "y"}});
         add_finalizer(&mut bare, PV_PROTECTION);
         assert_eq!(bare["metadata"]["finalizers"], json!([PV_PROTECTION]));
@@ -98,6 +105,8 @@ mod tests {
         assert!(!has_class(&json!({"spec": {}})));
         assert!(!has_class(&json!({"spec": {"storageClassName": null}})));
         assert!(has_class(&json!({"spec": {"storageClassName": ""}})));
-        assert!(has_class(&json!({"metadata": {"annotations": {BETA_STORAGE_CLASS: ""}}, "spec": {}})));
+        assert!(has_class(
+            &json!({"metadata": {"annotations": {BETA_STORAGE_CLASS: ""}}, "spec": {}})
+        ));
     }
 }

@@ -33,7 +33,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The error policy of every storage controller: look again shortly (a
 /// conflict means a newer object is on its way).
-pub(crate) fn retry<K, C>(_: std::sync::Arc<K>, _: &Error, _: std::sync::Arc<C>) -> kube::runtime::controller::Action {
+pub(crate) fn retry<K, C>(
+    _: std::sync::Arc<K>,
+    _: &Error,
+    _: std::sync::Arc<C>,
+) -> kube::runtime::controller::Action {
     kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(500))
 }
 
@@ -62,7 +66,10 @@ pub(crate) fn about_volume(pv: &PersistentVolume) -> Involved {
     )
 }
 
-fn set_annotation(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) {
+fn set_annotation(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) {
     meta.annotations
         .get_or_insert_default()
         .insert(key.into(), "yes".into());
@@ -125,7 +132,9 @@ pub(crate) async fn volume_phase(
     status.message = message;
     let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
     let name = pv.metadata.name.clone().unwrap_or_default();
-    Ok(api.replace_status(&name, &PostParams::default(), &next).await?)
+    Ok(api
+        .replace_status(&name, &PostParams::default(), &next)
+        .await?)
 }
 
 /// `updateVolumePhaseWithEvent`: set the phase and, only when it changed, record
@@ -172,8 +181,10 @@ async fn bind_claim_to_volume(
     if !dirty {
         return Ok(pvc);
     }
-    let api: Api<PersistentVolumeClaim> =
-        Api::namespaced(ctx.client.clone(), pvc.meta().namespace.as_deref().unwrap_or_default());
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(
+        ctx.client.clone(),
+        pvc.meta().namespace.as_deref().unwrap_or_default(),
+    );
     let name = pvc.metadata.name.clone().unwrap_or_default();
     Ok(api.replace(&name, &PostParams::default(), &next).await?)
 }
@@ -204,10 +215,14 @@ pub(crate) async fn claim_status(
     if next.status == pvc.status {
         return Ok(pvc);
     }
-    let api: Api<PersistentVolumeClaim> =
-        Api::namespaced(ctx.client.clone(), pvc.meta().namespace.as_deref().unwrap_or_default());
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(
+        ctx.client.clone(),
+        pvc.meta().namespace.as_deref().unwrap_or_default(),
+    );
     let name = pvc.metadata.name.clone().unwrap_or_default();
-    Ok(api.replace_status(&name, &PostParams::default(), &next).await?)
+    Ok(api
+        .replace_status(&name, &PostParams::default(), &next)
+        .await?)
 }
 
 /// `updateClaimStatusWithEvent`: as [`claim_status`], recording the event only

@@ -59,19 +59,21 @@ pub(crate) async fn run(client: kube::Client) {
         .await;
 }
 
-/// The claim a volume points at, and every claim still waiting for a volume (a
-/// new or freed volume may fit one).
+/// The claim a volume points at; for a volume free to take, every claim still
+/// waiting for one (Kubernetes finds those at its next 15 s resync; looking at
+/// once binds sooner).
 fn claims_for_volume(
     store: &Store<PersistentVolumeClaim>,
     pv: &PersistentVolume,
 ) -> Vec<ObjectRef<PersistentVolumeClaim>> {
-    let mut refs = pending(store);
-    if let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref())
-        && let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref())
-    {
-        refs.push(ObjectRef::new(name).within(ns));
+    match pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) {
+        Some(r) => match (r.namespace.as_deref(), r.name.as_deref()) {
+            (Some(ns), Some(name)) => vec![ObjectRef::new(name).within(ns)],
+            _ => Vec::new(),
+        },
+        None if matching::volume_phase(pv) == "Available" => pending(store),
+        None => Vec::new(),
     }
-    refs
 }
 
 /// Claims whose binding has not completed.
@@ -94,7 +96,13 @@ async fn sync(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result<Acti
     }
 }
 
-async fn record(ctx: &Context, pvc: &PersistentVolumeClaim, kind: Kind, reason: &str, message: String) {
+async fn record(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    kind: Kind,
+    reason: &str,
+    message: String,
+) {
     if let Some(about) = Involved::of(pvc) {
         ctx.recorder.record(&about, kind, reason, message).await;
     }
@@ -261,7 +269,11 @@ async fn wait_for_consumer(ctx: &Context, claim: &PersistentVolumeClaim) -> Resu
     let waiting: Vec<String> = pods
         .iter()
         .filter(|p| !pods::is_terminal(p))
-        .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name.as_deref().unwrap_or_default().is_empty()))
+        .filter(|p| {
+            p.spec
+                .as_ref()
+                .is_some_and(|s| s.node_name.as_deref().unwrap_or_default().is_empty())
+        })
         .filter(|p| uses_claim(p, name))
         .filter_map(|p| p.metadata.name.clone())
         .collect();
@@ -270,7 +282,10 @@ async fn wait_for_consumer(ctx: &Context, claim: &PersistentVolumeClaim) -> Resu
             "WaitForFirstConsumer",
             "waiting for first consumer to be created before binding".to_string(),
         ),
-        [one] => ("WaitForPodScheduled", format!("waiting for pod {one} to be scheduled")),
+        [one] => (
+            "WaitForPodScheduled",
+            format!("waiting for pod {one} to be scheduled"),
+        ),
         many => (
             "WaitForPodScheduled",
             format!("waiting for pods {} to be scheduled", many.join(",")),

@@ -38,12 +38,18 @@ pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 /// `volumeBindingMode` that delays binding until a pod using the claim is scheduled.
 pub const WAIT_FOR_FIRST_CONSUMER: &str = "WaitForFirstConsumer";
 
-fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<&'a str> {
+fn annotation<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
 /// Whether `meta` carries annotation `key` (any value).
-pub fn has_annotation(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> bool {
+pub fn has_annotation(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> bool {
     annotation(meta, key).is_some()
 }
 
@@ -275,7 +281,11 @@ pub fn find_best_match<'a>(
     let none = HashSet::new();
     groups.iter().find_map(|group| {
         let members = volumes.iter().filter(|pv| {
-            volume_modes(pv).iter().map(String::as_str).collect::<BTreeSet<_>>() == *group
+            volume_modes(pv)
+                .iter()
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                == *group
         });
         find_matching(pvc, members, None, &none, delay_binding)
     })
@@ -290,7 +300,9 @@ pub fn is_default_class(sc: &StorageClass) -> bool {
 
 /// `GetDefaultClass`: among the classes marked default, the newest (by
 /// creationTimestamp, then name ascending).
-pub fn default_class<'a>(classes: impl IntoIterator<Item = &'a StorageClass>) -> Option<&'a StorageClass> {
+pub fn default_class<'a>(
+    classes: impl IntoIterator<Item = &'a StorageClass>,
+) -> Option<&'a StorageClass> {
     classes
         .into_iter()
         .filter(|c| is_default_class(c))
@@ -366,10 +378,18 @@ mod tests {
     fn class_selector_and_volume_mode_must_match() {
         let pvs = [
             volume("fast", "1Gi", json!({"spec": {"storageClassName": "fast"}})),
-            volume("plain", "5Gi", json!({"metadata": {"labels": {"tier": "gold"}}})),
+            volume(
+                "plain",
+                "5Gi",
+                json!({"metadata": {"labels": {"tier": "gold"}}}),
+            ),
             volume("block", "1Gi", json!({"spec": {"volumeMode": "Block"}})),
         ];
-        assert_eq!(best(&claim(json!({})), &pvs), Some("plain"), "classless takes classless");
+        assert_eq!(
+            best(&claim(json!({})), &pvs),
+            Some("plain"),
+            "classless takes classless"
+        );
         let fast = claim(json!({"spec": {"storageClassName": "fast"}}));
         assert_eq!(best(&fast, &pvs), Some("fast"));
         let silver = claim(json!({"spec": {"selector": {"matchLabels": {"tier": "silver"}}}}));
@@ -384,11 +404,23 @@ mod tests {
     #[test]
     fn access_modes_must_be_offered_and_the_closest_set_is_used_first() {
         let pvs = [
-            volume("rwx", "1Gi", json!({"spec": {"accessModes": ["ReadWriteOnce", "ReadWriteMany"]}})),
+            volume(
+                "rwx",
+                "1Gi",
+                json!({"spec": {"accessModes": ["ReadWriteOnce", "ReadWriteMany"]}}),
+            ),
             volume("rwo-big", "5Gi", json!({})),
-            volume("rox", "1Gi", json!({"spec": {"accessModes": ["ReadOnlyMany"]}})),
+            volume(
+                "rox",
+                "1Gi",
+                json!({"spec": {"accessModes": ["ReadOnlyMany"]}}),
+            ),
         ];
-        assert_eq!(best(&claim(json!({})), &pvs), Some("rwo-big"), "fewest modes first, even if larger");
+        assert_eq!(
+            best(&claim(json!({})), &pvs),
+            Some("rwo-big"),
+            "fewest modes first, even if larger"
+        );
         let many = claim(json!({"spec": {"accessModes": ["ReadWriteMany"]}}));
         assert_eq!(best(&many, &pvs), Some("rwx"));
         let pod = claim(json!({"spec": {"accessModes": ["ReadWriteOncePod"]}}));
@@ -398,10 +430,18 @@ mod tests {
     #[test]
     fn pre_bound_volumes_win_and_volumes_bound_elsewhere_or_unavailable_are_skipped() {
         let pvs = [
-            volume("taken", "1Gi", json!({"spec": {"claimRef": {"namespace": "default", "name": "other", "uid": "u9"}}})),
+            volume(
+                "taken",
+                "1Gi",
+                json!({"spec": {"claimRef": {"namespace": "default", "name": "other", "uid": "u9"}}}),
+            ),
             volume("released", "1Gi", json!({"status": {"phase": "Released"}})),
-            volume("reserved", "8Gi", json!({"spec": {"claimRef": {"namespace": "default", "name": "data"}},
-                "status": {"phase": "Available"}})),
+            volume(
+                "reserved",
+                "8Gi",
+                json!({"spec": {"claimRef": {"namespace": "default", "name": "data"}},
+                "status": {"phase": "Available"}}),
+            ),
         ];
         assert_eq!(best(&claim(json!({})), &pvs), Some("reserved"));
         // A claim waiting for its first consumer binds only a pre-bound volume here.
@@ -409,7 +449,11 @@ mod tests {
             find_best_match(&claim(json!({})), &pvs[..2], true).map(|p| p.metadata.name.clone()),
             None
         );
-        let wrong_uid = volume("stale", "1Gi", json!({"spec": {"claimRef": {"namespace": "default", "name": "data", "uid": "old"}}}));
+        let wrong_uid = volume(
+            "stale",
+            "1Gi",
+            json!({"spec": {"claimRef": {"namespace": "default", "name": "data", "uid": "old"}}}),
+        );
         assert_eq!(best(&claim(json!({})), &[wrong_uid]), None);
     }
 
@@ -424,7 +468,10 @@ mod tests {
             json!({"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                 {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}}}})
         };
-        let pvs = [volume("n1-disk", "1Gi", on("n1")), volume("n2-disk", "2Gi", on("n2"))];
+        let pvs = [
+            volume("n1-disk", "1Gi", on("n1")),
+            volume("n2-disk", "2Gi", on("n2")),
+        ];
         let none = HashSet::new();
         let pick = |excluded: &HashSet<String>| {
             find_matching(&claim(json!({})), &pvs, Some(&node), excluded, true)
@@ -438,27 +485,47 @@ mod tests {
     fn a_named_volume_is_checked_as_the_binder_words_it() {
         let pvc = claim(json!({"spec": {"storageClassName": "fast"}}));
         let small = volume("v", "100Mi", json!({"spec": {"storageClassName": "fast"}}));
-        assert_eq!(check_satisfies(&small, &pvc).unwrap_err(), "requested PV is too small");
+        assert_eq!(
+            check_satisfies(&small, &pvc).unwrap_err(),
+            "requested PV is too small"
+        );
         let other = volume("v", "1Gi", json!({}));
-        assert_eq!(check_satisfies(&other, &pvc).unwrap_err(), "storageClassName does not match");
-        let rox = volume("v", "1Gi", json!({"spec": {"storageClassName": "fast", "accessModes": ["ReadOnlyMany"]}}));
-        assert_eq!(check_satisfies(&rox, &pvc).unwrap_err(), "incompatible accessMode");
+        assert_eq!(
+            check_satisfies(&other, &pvc).unwrap_err(),
+            "storageClassName does not match"
+        );
+        let rox = volume(
+            "v",
+            "1Gi",
+            json!({"spec": {"storageClassName": "fast", "accessModes": ["ReadOnlyMany"]}}),
+        );
+        assert_eq!(
+            check_satisfies(&rox, &pvc).unwrap_err(),
+            "incompatible accessMode"
+        );
         let ok = volume("v", "1Gi", json!({"spec": {"storageClassName": "fast"}}));
         assert!(check_satisfies(&ok, &pvc).is_ok());
     }
 
     #[test]
     fn the_beta_annotation_overrides_the_class_field_and_the_newest_default_wins() {
-        let pvc = claim(json!({"metadata": {"annotations": {BETA_STORAGE_CLASS: "legacy"}},
-            "spec": {"storageClassName": "fast"}}));
+        let pvc = claim(
+            json!({"metadata": {"annotations": {BETA_STORAGE_CLASS: "legacy"}},
+            "spec": {"storageClassName": "fast"}}),
+        );
         assert_eq!(claim_class(&pvc), "legacy");
         let unset: PersistentVolumeClaim =
             serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {}})).expect("claim");
         assert!(!claim_has_class(&unset));
-        assert!(claim_has_class(&claim(json!({}))), "\"\" is a choice: no class");
+        assert!(
+            claim_has_class(&claim(json!({}))),
+            "\"\" is a choice: no class"
+        );
         let class = |name: &str, created: &str, default: bool| -> StorageClass {
-            serde_json::from_value(json!({"metadata": {"name": name, "creationTimestamp": created,
-                "annotations": {DEFAULT_CLASS[0]: default.to_string()}}, "provisioner": "p"}))
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "creationTimestamp": created,
+                "annotations": {DEFAULT_CLASS[0]: default.to_string()}}, "provisioner": "p"}),
+            )
             .expect("class")
         };
         let classes = [

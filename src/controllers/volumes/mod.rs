@@ -12,8 +12,8 @@
 pub(crate) mod binding;
 pub(crate) mod claim;
 pub mod matching;
-pub mod provisioner;
 pub(crate) mod protection;
+pub mod provisioner;
 pub(crate) mod volume;
 
 pub use binding::Error;

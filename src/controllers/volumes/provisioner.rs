@@ -81,10 +81,20 @@ pub(crate) async fn run(client: kube::Client, root: PathBuf) {
 }
 
 fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
-    pvc.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    pvc.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
-async fn record(ctx: &Context, pvc: &PersistentVolumeClaim, kind: Kind, reason: &str, message: String) {
+async fn record(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    kind: Kind,
+    reason: &str,
+    message: String,
+) {
     if let Some(about) = Involved::of(pvc) {
         ctx.recorder.record(&about, kind, reason, message).await;
     }
@@ -97,7 +107,8 @@ pub(crate) fn volume_name(pvc: &PersistentVolumeClaim) -> String {
 
 /// Whether the claim is ours to provision now (`shouldProvision`).
 fn should_provision(pvc: &PersistentVolumeClaim, class: &StorageClass) -> bool {
-    let asked = annotation(pvc, STORAGE_PROVISIONER).or_else(|| annotation(pvc, BETA_STORAGE_PROVISIONER));
+    let asked =
+        annotation(pvc, STORAGE_PROVISIONER).or_else(|| annotation(pvc, BETA_STORAGE_PROVISIONER));
     let waits = super::matching::waits_for_first_consumer(Some(class));
     claim_volume(pvc).is_empty()
         && pvc.metadata.deletion_timestamp.is_none()
@@ -107,7 +118,8 @@ fn should_provision(pvc: &PersistentVolumeClaim, class: &StorageClass) -> bool {
 }
 
 async fn provision(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result<Action> {
-    let asked = annotation(&pvc, STORAGE_PROVISIONER).or_else(|| annotation(&pvc, BETA_STORAGE_PROVISIONER));
+    let asked = annotation(&pvc, STORAGE_PROVISIONER)
+        .or_else(|| annotation(&pvc, BETA_STORAGE_PROVISIONER));
     if asked != Some(NAME) || !claim_volume(&pvc).is_empty() {
         return Ok(Action::await_change());
     }
@@ -142,9 +154,7 @@ async fn provision(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result
             Some(n) => Some(n),
             None => {
                 // The node is gone: let the scheduler choose again.
-                let message = format!(
-                    "failed to get target node: nodes \"{node}\" not found"
-                );
+                let message = format!("failed to get target node: nodes \"{node}\" not found");
                 record(&ctx, &pvc, Kind::Warning, "ProvisioningFailed", message).await;
                 reschedule(&ctx, &pvc).await?;
                 return Ok(Action::await_change());
@@ -154,7 +164,8 @@ async fn provision(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result
     let volume = match build(&ctx.root, &pvc, &class, node.as_ref()) {
         Ok(v) => v,
         Err(why) => {
-            let message = format!("failed to provision volume with StorageClass \"{class_name}\": {why}");
+            let message =
+                format!("failed to provision volume with StorageClass \"{class_name}\": {why}");
             record(&ctx, &pvc, Kind::Warning, "ProvisioningFailed", message).await;
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
@@ -173,7 +184,8 @@ async fn provision(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Action::await_change()),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
-            let message = format!("failed to provision volume with StorageClass \"{class_name}\": {e}");
+            let message =
+                format!("failed to provision volume with StorageClass \"{class_name}\": {e}");
             record(&ctx, &pvc, Kind::Warning, "ProvisioningFailed", message).await;
             return Err(e.into());
         }
@@ -308,7 +320,12 @@ async fn delete(pv: Arc<PersistentVolume>, ctx: Arc<Context>) -> Result<Action> 
             && let Err(message) = remove(&ctx.root, Path::new(&hp.path))
         {
             ctx.recorder
-                .record(&binding::about_volume(&pv), Kind::Warning, "VolumeFailedDelete", message)
+                .record(
+                    &binding::about_volume(&pv),
+                    Kind::Warning,
+                    "VolumeFailedDelete",
+                    message,
+                )
                 .await;
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
@@ -322,7 +339,9 @@ async fn delete(pv: Arc<PersistentVolume>, ctx: Arc<Context>) -> Result<Action> 
         if let Some(f) = next.metadata.finalizers.as_mut() {
             f.retain(|x| x != FINALIZER);
         }
-        api.replace(&name, &PostParams::default(), &next).await.map(drop)
+        api.replace(&name, &PostParams::default(), &next)
+            .await
+            .map(drop)
     } else {
         api.delete(&name, &DeleteParams::default()).await.map(drop)
     };
@@ -373,8 +392,10 @@ mod tests {
     }
 
     fn class(mode: &str) -> StorageClass {
-        serde_json::from_value(json!({"metadata": {"name": "standard"}, "provisioner": NAME,
-            "reclaimPolicy": "Retain", "volumeBindingMode": mode}))
+        serde_json::from_value(
+            json!({"metadata": {"name": "standard"}, "provisioner": NAME,
+            "reclaimPolicy": "Retain", "volumeBindingMode": mode}),
+        )
         .expect("class")
     }
 
@@ -383,8 +404,13 @@ mod tests {
         let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1",
             "labels": {"kubernetes.io/hostname": "n1"}}}))
         .expect("node");
-        let pv = build(Path::new("/data/volumes"), &claim(), &class("WaitForFirstConsumer"), Some(&node))
-            .expect("pv");
+        let pv = build(
+            Path::new("/data/volumes"),
+            &claim(),
+            &class("WaitForFirstConsumer"),
+            Some(&node),
+        )
+        .expect("pv");
         let v = serde_json::to_value(&pv).expect("json");
         assert_eq!(v["metadata"]["name"], "pvc-1234");
         assert_eq!(v["metadata"]["annotations"][PROVISIONED_BY], NAME);
@@ -392,7 +418,10 @@ mod tests {
         assert_eq!(v["spec"]["accessModes"], json!(["ReadWriteOnce"]));
         assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Retain");
         assert_eq!(v["spec"]["storageClassName"], "standard");
-        assert_eq!(v["spec"]["hostPath"], json!({"path": "/data/volumes/pvc-1234_db_data", "type": "DirectoryOrCreate"}));
+        assert_eq!(
+            v["spec"]["hostPath"],
+            json!({"path": "/data/volumes/pvc-1234_db_data", "type": "DirectoryOrCreate"})
+        );
         assert_eq!(
             v["spec"]["claimRef"],
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "db",
@@ -408,14 +437,20 @@ mod tests {
     fn waiting_classes_need_a_selected_node_and_other_provisioners_are_ignored() {
         let mut pvc = claim();
         assert!(should_provision(&pvc, &class("WaitForFirstConsumer")));
-        pvc.metadata.annotations.as_mut().expect("annotations").remove(SELECTED_NODE);
+        pvc.metadata
+            .annotations
+            .as_mut()
+            .expect("annotations")
+            .remove(SELECTED_NODE);
         assert!(!should_provision(&pvc, &class("WaitForFirstConsumer")));
         assert!(should_provision(&pvc, &class("Immediate")));
         let mut other = class("Immediate");
         other.provisioner = "example.com/nfs".into();
         assert!(!should_provision(&pvc, &other));
-        let block: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "b", "uid": "9"},
-            "spec": {"volumeMode": "Block", "resources": {"requests": {"storage": "1Gi"}}}})).expect("claim");
+        let block: PersistentVolumeClaim =
+            serde_json::from_value(json!({"metadata": {"name": "b", "uid": "9"},
+            "spec": {"volumeMode": "Block", "resources": {"requests": {"storage": "1Gi"}}}}))
+            .expect("claim");
         assert_eq!(
             build(Path::new("/v"), &block, &class("Immediate"), None).unwrap_err(),
             "block volume mode is not supported"
@@ -432,7 +467,10 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("pvc-link")).expect("symlink");
         assert!(remove(&root, &outside).is_err());
         assert!(remove(&root, &root.join("pvc-link")).is_err());
-        assert!(remove(&root, &root.join("pvc-1/data")).is_err(), "not directly under the root");
+        assert!(
+            remove(&root, &root.join("pvc-1/data")).is_err(),
+            "not directly under the root"
+        );
         assert!(outside.exists());
         remove(&root, &root.join("pvc-1")).expect("removed");
         assert!(!root.join("pvc-1").exists());

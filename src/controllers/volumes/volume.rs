@@ -284,7 +284,10 @@ async fn recycle(ctx: &Context, volume: PersistentVolume) -> Result<Action> {
 /// Remove everything inside `dir` (not following symlinks), keeping `dir`.
 fn scrub(dir: &Path) -> std::io::Result<()> {
     if !std::fs::symlink_metadata(dir)?.is_dir() {
-        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
     }
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -314,6 +317,9 @@ mod tests {
         scrub(&vol).expect("scrub");
         assert!(vol.is_dir());
         assert_eq!(std::fs::read_dir(&vol).expect("read").count(), 0);
-        assert!(outside.join("keep").exists(), "the link target is untouched");
+        assert!(
+            outside.join("keep").exists(),
+            "the link target is untouched"
+        );
     }
 }
