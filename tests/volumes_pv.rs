@@ -487,6 +487,11 @@ async fn static_volumes_bind_the_smallest_fit_by_class_selector_and_access_modes
         "yes"
     );
     assert_eq!(get(&c, "pv small", "{.status.phase}").await, "Available");
+    assert!(
+        !get(&c, "pv mid", "{.status.lastPhaseTransitionTime}")
+            .await
+            .is_empty()
+    );
     // No class: an empty STORAGECLASS cell.
     let row = c.ok(&["get", "pv", "mid", "--no-headers"]).await;
     assert_eq!(
