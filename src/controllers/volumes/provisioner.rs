@@ -240,6 +240,10 @@ fn build(
     if spec.volume_mode.as_deref() == Some("Block") {
         return Err("block volume mode is not supported".into());
     }
+    if spec.selector.is_some() {
+        // A selector picks among existing volumes; a new one cannot honour it.
+        return Err("claim Selector is not supported".into());
+    }
     if spec.data_source.is_some() || spec.data_source_ref.is_some() {
         return Err("data sources are not supported".into());
     }
@@ -454,6 +458,12 @@ mod tests {
         assert_eq!(
             build(Path::new("/v"), &block, &class("Immediate"), None).unwrap_err(),
             "block volume mode is not supported"
+        );
+        let mut picky = claim();
+        picky.spec.as_mut().expect("spec").selector = Some(Default::default());
+        assert_eq!(
+            build(Path::new("/v"), &picky, &class("Immediate"), None).unwrap_err(),
+            "claim Selector is not supported"
         );
     }
 
