@@ -59,8 +59,9 @@ enum Storage {
 /// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
 /// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
 /// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
-/// collector runs. Images are stored under `DATA/images`, or in the in-memory
-/// cluster's temporary dir.
+/// collector runs. Images are stored under `DATA/images`, and volumes the
+/// local-path provisioner makes for claims (class `standard`, the default)
+/// under `DATA/volumes`; an in-memory cluster keeps both in its temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -428,6 +429,36 @@ impl ClusterBuilder {
             controllers::replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(
                 client.clone(),
             ),
+        );
+        // Provisioned volumes live beside the images: under the data dir, or in
+        // the in-memory cluster's temporary dir (removed with it).
+        let volumes = match &self.storage {
+            Storage::Dir(d) => d.join("volumes"),
+            Storage::Memory => logs.path().join("volumes"),
+        };
+        controllers::spawn(
+            "persistentvolume-binder",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::claim::run(client.clone()),
+        );
+        controllers::spawn(
+            "persistentvolume-reclaimer",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::volume::run(client.clone()),
+        );
+        controllers::spawn(
+            "local-path-provisioner",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::provisioner::run(client.clone(), volumes),
+        );
+        controllers::spawn(
+            "storage-protection",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::protection::run(client.clone()),
         );
         controllers::spawn(
             "scheduler",

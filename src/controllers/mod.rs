@@ -12,6 +12,7 @@ pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod volumes;
 
 use std::future::Future;
 
