@@ -59,8 +59,8 @@ enum Storage {
 /// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
 /// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
 /// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
-/// collector runs. Images are stored under `DATA/images`, or in the in-memory
-/// cluster's temporary dir.
+/// collector runs; the CronJob controller reads the system clock. Images are stored
+/// under `DATA/images`, or in the in-memory cluster's temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -75,6 +75,7 @@ pub struct ClusterBuilder {
     nodes: usize,
     node_capacity: Option<crate::kubelet::node::Capacity>,
     garbage_collector: bool,
+    cronjob_clock: crate::controllers::cronjob::Clock,
 }
 
 impl Default for ClusterBuilder {
@@ -92,6 +93,7 @@ impl Default for ClusterBuilder {
             nodes: 1,
             node_capacity: None,
             garbage_collector: true,
+            cronjob_clock: crate::controllers::cronjob::Clock::system(),
         }
     }
 }
@@ -193,6 +195,16 @@ impl ClusterBuilder {
     #[must_use]
     pub fn garbage_collector(mut self, enabled: bool) -> Self {
         self.garbage_collector = enabled;
+        self
+    }
+
+    /// The clock the CronJob controller schedules by (default: the system clock).
+    /// Tests hand in a [`Clock`](crate::controllers::cronjob::Clock) they keep a clone
+    /// of and [`advance`](crate::controllers::cronjob::Clock::advance) it past a
+    /// schedule point instead of waiting; nothing else in the cluster reads it.
+    #[must_use]
+    pub fn cronjob_clock(mut self, clock: crate::controllers::cronjob::Clock) -> Self {
+        self.cronjob_clock = clock;
         self
     }
 
@@ -394,6 +406,18 @@ impl ClusterBuilder {
             &tasks,
             shutdown.clone(),
             controllers::deployment::run(client.clone()),
+        );
+        controllers::spawn(
+            "daemonset",
+            &tasks,
+            shutdown.clone(),
+            controllers::daemonset::run(client.clone()),
+        );
+        controllers::spawn(
+            "cronjob",
+            &tasks,
+            shutdown.clone(),
+            controllers::cronjob::run(client.clone(), self.cronjob_clock.clone()),
         );
         controllers::spawn(
             "replicationcontroller",

@@ -1,8 +1,11 @@
 //! Controllers: reconcile loops that are ordinary API clients of the in-process server.
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod garbage;
+pub mod history;
 pub mod job;
 pub mod namespace;
 pub mod pods;
