@@ -222,9 +222,7 @@ fn daemon_set_template_generation(old: Option<&Value>, new: &mut Value) {
         }
     };
     let meta = meta_mut(new);
-    let annotations = meta
-        .entry("annotations")
-        .or_insert_with(|| json!({}));
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
     if !annotations.is_object() {
         *annotations = json!({});
     }
@@ -303,7 +301,8 @@ mod tests {
         let r = Registry::builtin();
         let rt = r.lookup("apps", "v1", "daemonsets").expect("type");
         let gen_of = |o: &Value| o["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
-        let mut created = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"x": 1}}}});
+        let mut created =
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"x": 1}}}});
         prepare_create(&rt, &mut created);
         assert_eq!(gen_of(&created), "1");
         let same = prepare_update(
@@ -321,7 +320,8 @@ mod tests {
             None,
         );
         assert_eq!(gen_of(&changed), "2");
-        let mut preset = json!({"metadata": {"name": "d", "annotations": {TEMPLATE_GENERATION: "4"}}});
+        let mut preset =
+            json!({"metadata": {"name": "d", "annotations": {TEMPLATE_GENERATION: "4"}}});
         prepare_create(&rt, &mut preset);
         assert_eq!(gen_of(&preset), "4");
     }

@@ -59,16 +59,19 @@ pub(crate) async fn run(client: kube::Client, clock: Clock) {
         client: client.clone(),
         clock,
     });
-    Controller::new(Api::<CronJob>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Job>::all(client), watcher::Config::default())
-        .reconcile_all_on(moves)
-        .run(sync, |_, _, _| Action::requeue(Duration::from_secs(1)), ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "cronjob sync");
-            }
-        })
-        .await;
+    Controller::new(
+        Api::<CronJob>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client), watcher::Config::default())
+    .reconcile_all_on(moves)
+    .run(sync, |_, _, _| Action::requeue(Duration::from_secs(1)), ctx)
+    .for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "cronjob sync");
+        }
+    })
+    .await;
 }
 
 /// A finished Job's final condition (`Complete` or `Failed`), if it has one.
@@ -99,7 +102,11 @@ impl Status {
         Status {
             active: s
                 .and_then(|s| s.active.as_ref())
-                .map(|a| a.iter().filter_map(|r| serde_json::to_value(r).ok()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| serde_json::to_value(r).ok())
+                        .collect()
+                })
                 .unwrap_or_default(),
             last_schedule: time(s.and_then(|s| s.last_schedule_time.as_ref())),
             last_successful: time(s.and_then(|s| s.last_successful_time.as_ref())),
@@ -167,8 +174,12 @@ async fn sync(cj: Arc<CronJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let result = round.run(&mut status, &jobs).await;
     if status != stored {
         let patch = json!({"status": super::replace(&stored.to_json(), status.to_json())});
-        api.patch_status(&cj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        api.patch_status(
+            &cj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
     }
     Ok(match result? {
         Some(wait) => Action::requeue(wait),
@@ -201,7 +212,9 @@ impl Round<'_> {
         ] {
             let Some(limit) = limit else { continue };
             let mut done: Vec<&Job> = jobs.iter().filter(|j| finished(j) == Some(kind)).collect();
-            let excess = done.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
+            let excess = done
+                .len()
+                .saturating_sub(usize::try_from(limit).unwrap_or(0));
             if excess == 0 {
                 continue;
             }
@@ -278,14 +291,18 @@ impl Round<'_> {
             }
             if finished(job) == Some("Complete") {
                 let completed = time(job.status.as_ref().and_then(|s| s.completion_time.as_ref()));
-                if completed.is_some() && (status.last_successful.is_none() || completed > status.last_successful) {
+                if completed.is_some()
+                    && (status.last_successful.is_none() || completed > status.last_successful)
+                {
                     status.last_successful = completed;
                 }
             }
         }
         // Active Jobs that are gone (checked against the server, not the list).
         for reference in status.active.clone() {
-            let (Some(job_uid), Some(name)) = (reference["uid"].as_str(), reference["name"].as_str()) else {
+            let (Some(job_uid), Some(name)) =
+                (reference["uid"].as_str(), reference["name"].as_str())
+            else {
                 continue;
             };
             if jobs.iter().any(|j| j.uid().as_deref() == Some(job_uid)) {
@@ -293,8 +310,12 @@ impl Round<'_> {
             }
             match self.jobs.get(name).await {
                 Err(kube::Error::Api(s)) if s.code == 404 => {
-                    self.event(Kind::Normal, "MissingJob", format!("Active job went missing: {name}"))
-                        .await;
+                    self.event(
+                        Kind::Normal,
+                        "MissingJob",
+                        format!("Active job went missing: {name}"),
+                    )
+                    .await;
                     status.forget(job_uid);
                 }
                 Err(e) => return Err(e.into()),
@@ -348,7 +369,12 @@ impl Round<'_> {
             }
         };
         let created = time(self.cj.metadata.creation_timestamp.as_ref()).unwrap_or(now);
-        let from = schedule::earliest(created, status.last_schedule, spec.starting_deadline_seconds, now);
+        let from = schedule::earliest(
+            created,
+            status.last_schedule,
+            spec.starting_deadline_seconds,
+            now,
+        );
         let due = match schedule::most_recent(&sched, from, now) {
             Ok(due) => due,
             Err(e) => {
@@ -377,12 +403,17 @@ impl Round<'_> {
             .await;
         }
         if let Some(deadline) = spec.starting_deadline_seconds {
-            let latest = scheduled.checked_add(jiff::SignedDuration::from_secs(deadline)).unwrap_or(Timestamp::MAX);
+            let latest = scheduled
+                .checked_add(jiff::SignedDuration::from_secs(deadline))
+                .unwrap_or(Timestamp::MAX);
             if latest < now {
                 self.event(
                     Kind::Warning,
                     "MissSchedule",
-                    format!("Missed scheduled time to start a job: {}", rfc1123z(scheduled)),
+                    format!(
+                        "Missed scheduled time to start a job: {}",
+                        rfc1123z(scheduled)
+                    ),
                 )
                 .await;
                 return Ok(wake(status));
@@ -429,8 +460,12 @@ impl Round<'_> {
         let job = job_for(self.cj, &name, scheduled, zone.as_ref());
         let job = match self.jobs.create(&PostParams::default(), &job).await {
             Ok(created) => {
-                self.event(Kind::Normal, "SuccessfulCreate", format!("Created job {name}"))
-                    .await;
+                self.event(
+                    Kind::Normal,
+                    "SuccessfulCreate",
+                    format!("Created job {name}"),
+                )
+                .await;
                 created
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -524,7 +559,10 @@ mod tests {
 
     #[test]
     fn jobs_are_named_by_the_minute_of_their_start() {
-        assert_eq!(job_name("hello", at("2026-03-01T10:05:00Z")), "hello-29539325");
+        assert_eq!(
+            job_name("hello", at("2026-03-01T10:05:00Z")),
+            "hello-29539325"
+        );
         assert_eq!(
             job_name("hello", at("2026-03-01T10:05:59Z")),
             "hello-29539325",
@@ -557,7 +595,9 @@ mod tests {
         assert_eq!(job.labels().get("team").map(String::as_str), Some("a"));
         assert_eq!(job.annotations().get("note").map(String::as_str), Some("x"));
         assert_eq!(
-            job.annotations().get(SCHEDULED_TIMESTAMP).map(String::as_str),
+            job.annotations()
+                .get(SCHEDULED_TIMESTAMP)
+                .map(String::as_str),
             Some("2026-03-01T10:05:00Z")
         );
         let owner = pods::controller_of(&job.metadata).expect("owner");

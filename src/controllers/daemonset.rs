@@ -19,6 +19,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -66,23 +67,47 @@ pub(crate) async fn run(client: kube::Client) {
         client: client.clone(),
         backoff: Backoff::default(),
     });
-    Controller::new(
+    let controller = Controller::new(
         Api::<DaemonSet>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
-    .owns(
-        Api::<ControllerRevision>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .reconcile_all_on(node_changes(client))
-    .run(sync, |_, _, _| Action::requeue(Duration::from_secs(1)), ctx)
-    .for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "daemonset sync");
-        }
-    })
-    .await;
+    );
+    let daemon_sets = controller.store();
+    controller
+        // Its own pods wake their DaemonSet; an orphan wakes those that may adopt it.
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default(),
+            move |pod: Pod| match pods::controller_of(&pod.metadata) {
+                Some(r) if r.kind == "DaemonSet" && r.api_version == "apps/v1" => {
+                    vec![
+                        ObjectRef::new(&r.name)
+                            .within(pod.namespace().as_deref().unwrap_or_default()),
+                    ]
+                }
+                Some(_) => Vec::new(),
+                None => daemon_sets
+                    .state()
+                    .iter()
+                    .filter(|ds| {
+                        ds.namespace() == pod.namespace()
+                            && pods::selects(Some(&ds.spec.selector), pod.metadata.labels.as_ref())
+                    })
+                    .map(|ds| ObjectRef::from_obj(&**ds))
+                    .collect(),
+            },
+        )
+        .owns(
+            Api::<ControllerRevision>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .reconcile_all_on(node_changes(client))
+        .run(sync, |_, _, _| Action::requeue(Duration::from_secs(1)), ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "daemonset sync");
+            }
+        })
+        .await;
 }
 
 /// A tick whenever a node appears, goes, or changes what eligibility reads
@@ -157,11 +182,18 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     }
     let about = Involved::of(&*ds);
     let selector = &ds.spec.selector;
-    if selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    if selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
     {
         if let Some(a) = &about {
-            let message = "This daemon set is selecting all pods. A non-empty selector is required.";
+            let message =
+                "This daemon set is selecting all pods. A non-empty selector is required.";
             ctx.recorder
                 .record(a, Kind::Warning, "SelectingAll", message.into())
                 .await;
@@ -190,7 +222,10 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
         })
         .collect();
     let strategy = ds.spec.update_strategy.as_ref();
-    let rolling = strategy.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate";
+    let rolling = strategy
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate";
     let rolling_update = strategy.and_then(|s| s.rolling_update.as_ref());
     let max_surge = rolling_update.and_then(|r| r.max_surge.as_ref());
     let settings = Settings {
@@ -204,13 +239,22 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let manage = plan::manage(&fits, &by_node, &settings);
     let mut delete = manage.delete;
     let mut retry: Option<Duration> = None;
-    let observed = ds.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+    let observed = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0);
     for (node, pod) in manage.failed {
-        match ctx.backoff.check(format!("{uid}/{observed}/{node}"), Instant::now()) {
+        match ctx
+            .backoff
+            .check(format!("{uid}/{observed}/{node}"), Instant::now())
+        {
             Some(wait) => retry = Some(retry.map_or(wait, |r| r.min(wait))),
             None => {
                 if let Some(a) = &about {
-                    let message = format!("Found failed daemon pod {ns}/{pod} on node {node}, will try to kill it");
+                    let message = format!(
+                        "Found failed daemon pod {ns}/{pod} on node {node}, will try to kill it"
+                    );
                     ctx.recorder
                         .record(a, Kind::Warning, "FailedDaemonPod", message)
                         .await;
@@ -221,7 +265,9 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     }
     for (node, pod) in manage.succeeded {
         if let Some(a) = &about {
-            let message = format!("Found succeeded daemon pod {ns}/{pod} on node {node}, will try to delete it");
+            let message = format!(
+                "Found succeeded daemon pod {ns}/{pod} on node {node}, will try to delete it"
+            );
             ctx.recorder
                 .record(a, Kind::Normal, "SucceededDaemonPod", message)
                 .await;
@@ -248,7 +294,8 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     apply.delete(&owned, &delete).await;
     // Update only once what manage started has been seen (the pod watch brings it).
     if !changed && rolling {
-        let desired = i32::try_from(fits.iter().filter(|n| n.fit.should_run).count()).unwrap_or(i32::MAX);
+        let desired =
+            i32::try_from(fits.iter().filter(|n| n.fit.should_run).count()).unwrap_or(i32::MAX);
         let (surge, unavailable) = plan::limits(
             max_surge,
             rolling_update.and_then(|r| r.max_unavailable.as_ref()),
@@ -294,8 +341,12 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     if status != stored {
         let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"status": super::replace(&stored, status)});
-        api.patch_status(&ds.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        api.patch_status(
+            &ds.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
     }
     let mut next = RESYNC;
     for d in [retry, wait.map(|w| w + Duration::from_millis(50))]
@@ -370,7 +421,11 @@ async fn current_revision(
         if !rev.labels().contains_key(HASH_LABEL) {
             let patch = json!({"metadata": {"labels": {HASH_LABEL: rev.name_any()}}});
             rev = rev_api
-                .patch(&rev.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &rev.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await?;
         }
         if history::records(&rev, &data) {
@@ -403,8 +458,12 @@ async fn current_revision(
                 tracing::info!(daemonset = %ds.name_any(), collisions = collisions + 1, "hash collision; bumping collisionCount");
                 let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
                 let patch = json!({"status": {"collisionCount": collisions + 1}});
-                api.patch_status(&ds.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+                api.patch_status(
+                    &ds.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -420,7 +479,11 @@ async fn current_revision(
         {
             let patch = json!({"metadata": {"labels": {HASH_LABEL: kept_hash}}});
             pod_api
-                .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await?;
         }
         history.delete(dup).await?;
@@ -451,7 +514,9 @@ async fn prune_history(
         .filter_map(|p| p.labels().get(HASH_LABEL))
         .collect();
     let doomed = history::to_truncate(old, limit, |r| {
-        r.labels().get(HASH_LABEL).is_some_and(|h| live.contains(&h))
+        r.labels()
+            .get(HASH_LABEL)
+            .is_some_and(|h| live.contains(&h))
     });
     let history = History::new(ctx.client.clone(), ns);
     for rev in doomed {
@@ -474,18 +539,20 @@ impl Apply<'_> {
         let prefix = format!("{}-", self.ds.name_any());
         let owner = pods::owner_ref(self.ds);
         let params = PostParams::default();
-        let results: Vec<Result<Pod, kube::Error>> = stream::iter(nodes.iter().take(BURST).cloned())
-            .map(|node: String| {
-                let mut pod = pods::from_template(template, Naming::Generate(&prefix), owner.clone());
-                if let Some(spec) = pod.spec.as_mut() {
-                    spec.affinity = Some(nodes::pin(spec.affinity.take(), &node));
-                }
-                let (api, params) = (self.api, &params);
-                async move { api.create(params, &pod).await }
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
+        let results: Vec<Result<Pod, kube::Error>> =
+            stream::iter(nodes.iter().take(BURST).cloned())
+                .map(|node: String| {
+                    let mut pod =
+                        pods::from_template(template, Naming::Generate(&prefix), owner.clone());
+                    if let Some(spec) = pod.spec.as_mut() {
+                        spec.affinity = Some(nodes::pin(spec.affinity.take(), &node));
+                    }
+                    let (api, params) = (self.api, &params);
+                    async move { api.create(params, &pod).await }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
         let mut failure = None;
         for r in results {
             let (kind, reason, message) = match r {
@@ -569,7 +636,11 @@ mod tests {
     fn failed_pod_back_off_doubles_per_node() {
         let b = Backoff::default();
         let t0 = Instant::now();
-        assert_eq!(b.check("ds/1/a".into(), t0), None, "the first failure goes at once");
+        assert_eq!(
+            b.check("ds/1/a".into(), t0),
+            None,
+            "the first failure goes at once"
+        );
         assert_eq!(
             b.check("ds/1/a".into(), t0 + Duration::from_millis(400)),
             Some(Duration::from_millis(600))

@@ -220,7 +220,11 @@ impl History {
 
     /// The revisions `owner` controls: its own that still match `selector`, plus
     /// orphans that match (adopted); its own that stopped matching are released.
-    pub async fn claim<K>(&self, owner: &K, selector: &LabelSelector) -> Result<Vec<ControllerRevision>>
+    pub async fn claim<K>(
+        &self,
+        owner: &K,
+        selector: &LabelSelector,
+    ) -> Result<Vec<ControllerRevision>>
     where
         K: Resource<DynamicType = ()>,
     {
@@ -277,13 +281,21 @@ impl History {
         let patch = json!({"revision": n});
         Ok(self
             .api
-            .patch(&rev.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &rev.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await?)
     }
 
     /// Delete `rev` (gone already counts as done).
     pub async fn delete(&self, rev: &ControllerRevision) -> Result<()> {
-        match self.api.delete(&rev.name_any(), &DeleteParams::default()).await {
+        match self
+            .api
+            .delete(&rev.name_any(), &DeleteParams::default())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -344,10 +356,12 @@ mod tests {
     #[test]
     fn truncation_deletes_the_oldest_beyond_the_limit_and_spares_live_ones() {
         let old = vec![rev("d-c", 3, "c"), rev("d-a", 1, "a"), rev("d-b", 2, "b")];
-        let names = |v: Vec<&ControllerRevision>| v.iter().map(|r| r.name_any()).collect::<Vec<_>>();
+        let names =
+            |v: Vec<&ControllerRevision>| v.iter().map(|r| r.name_any()).collect::<Vec<_>>();
         assert_eq!(names(to_truncate(&old, 1, |_| false)), ["d-a", "d-b"]);
         assert_eq!(names(to_truncate(&old, 3, |_| false)), Vec::<String>::new());
-        let live = |r: &ControllerRevision| r.labels().get(HASH_LABEL).map(String::as_str) == Some("a");
+        let live =
+            |r: &ControllerRevision| r.labels().get(HASH_LABEL).map(String::as_str) == Some("a");
         assert_eq!(names(to_truncate(&old, 1, live)), ["d-b", "d-c"]);
         assert_eq!(names(to_truncate(&old, 0, |_| false)).len(), 3);
     }
@@ -369,12 +383,23 @@ mod tests {
         }))
         .expect("ds");
         let labels = BTreeMap::from([("app".to_string(), "agent".to_string())]);
-        let r = new_revision(&ds, json!({}), HASH_LABEL, "abc", labels, BTreeMap::new(), 3);
+        let r = new_revision(
+            &ds,
+            json!({}),
+            HASH_LABEL,
+            "abc",
+            labels,
+            BTreeMap::new(),
+            3,
+        );
         assert_eq!(r.name_any(), "agent-abc");
         assert_eq!(r.labels().get(HASH_LABEL).map(String::as_str), Some("abc"));
         assert_eq!(r.labels().get("app").map(String::as_str), Some("agent"));
         let owner = pods::controller_of(&r.metadata).expect("controller");
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("DaemonSet", "u1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("DaemonSet", "u1")
+        );
         assert_eq!(r.revision, Some(3));
     }
 }

@@ -393,8 +393,7 @@ fn time_zone(tz: &str, path: &Path) -> Vec<FieldError> {
             && p != "."
             && p != ".."
             && !p.starts_with('-')
-            && p
-                .bytes()
+            && p.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b".-_+".contains(&c))
     };
     if !tz.split('/').all(valid_part) {

@@ -68,7 +68,9 @@ impl Schedule {
             // robfig rounds down to whole seconds, and never below one.
             let secs = every.as_secs().max(1);
             return Ok(Schedule {
-                kind: Kind::Every(SignedDuration::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))),
+                kind: Kind::Every(SignedDuration::from_secs(
+                    i64::try_from(secs).unwrap_or(i64::MAX),
+                )),
                 tz,
             });
         }
@@ -215,7 +217,10 @@ pub fn most_recent(sched: &Schedule, earliest: Timestamp, now: Timestamp) -> Res
             missed: Missed::None,
         });
     }
-    let between = t2.duration_since(t1).round(jiff::Unit::Second).map_or(0, |d| d.as_secs());
+    let between = t2
+        .duration_since(t1)
+        .round(jiff::Unit::Second)
+        .map_or(0, |d| d.as_secs());
     if between < 1 {
         return Err(Error::Degenerate);
     }
@@ -255,7 +260,8 @@ pub fn wake_after(sched: &Schedule, earliest: Timestamp, now: Timestamp) -> Dura
     let base = match most_recent(sched, earliest, now) {
         Err(_) => now,
         Ok(Due {
-            most_recent: Some(t), ..
+            most_recent: Some(t),
+            ..
         }) => t,
         Ok(Due {
             missed: Missed::None,
@@ -297,11 +303,19 @@ mod tests {
     fn standard_fields_steps_ranges_and_names() {
         assert_eq!(
             nexts(&utc("*/5 * * * *"), "2026-03-01T10:02:30Z", 3),
-            ["2026-03-01T10:05:00Z", "2026-03-01T10:10:00Z", "2026-03-01T10:15:00Z"]
+            [
+                "2026-03-01T10:05:00Z",
+                "2026-03-01T10:10:00Z",
+                "2026-03-01T10:15:00Z"
+            ]
         );
         assert_eq!(
             nexts(&utc("0 9-17/4 * * MON-FRI"), "2026-03-06T12:00:00Z", 3),
-            ["2026-03-06T13:00:00Z", "2026-03-06T17:00:00Z", "2026-03-09T09:00:00Z"],
+            [
+                "2026-03-06T13:00:00Z",
+                "2026-03-06T17:00:00Z",
+                "2026-03-09T09:00:00Z"
+            ],
             "Friday afternoon, then Monday morning"
         );
         assert_eq!(
@@ -310,7 +324,11 @@ mod tests {
         );
         assert_eq!(
             nexts(&utc("5/20 * * * *"), "2026-03-01T10:00:00Z", 3),
-            ["2026-03-01T10:05:00Z", "2026-03-01T10:25:00Z", "2026-03-01T10:45:00Z"],
+            [
+                "2026-03-01T10:05:00Z",
+                "2026-03-01T10:25:00Z",
+                "2026-03-01T10:45:00Z"
+            ],
             "N/step means N-max/step"
         );
     }
@@ -320,7 +338,11 @@ mod tests {
         // The 12th, or any Friday.
         assert_eq!(
             nexts(&utc("0 0 12 * 5"), "2026-03-01T00:00:00Z", 3),
-            ["2026-03-06T00:00:00Z", "2026-03-12T00:00:00Z", "2026-03-13T00:00:00Z"]
+            [
+                "2026-03-06T00:00:00Z",
+                "2026-03-12T00:00:00Z",
+                "2026-03-13T00:00:00Z"
+            ]
         );
         // Only Fridays: the day of month is a star (and `?` or `*/1` count as one).
         for spec in ["0 0 * * 5", "0 0 ? * 5", "0 0 */1 * 5"] {
@@ -402,7 +424,10 @@ mod tests {
         let e = earliest(created, None, Some(10), now);
         assert_eq!(e, at("2026-03-01T10:00:20Z"));
         let due = most_recent(&s, e, now).expect("due");
-        assert_eq!(due.most_recent, None, "10:00 is older than the deadline allows");
+        assert_eq!(
+            due.most_recent, None,
+            "10:00 is older than the deadline allows"
+        );
         let e = earliest(created, None, Some(60), now);
         let due = most_recent(&s, e, now).expect("due");
         assert_eq!(due.most_recent, Some(at("2026-03-01T10:00:00Z")));
@@ -423,7 +448,11 @@ mod tests {
         );
         // After running the 10:05 start (now the last schedule time).
         assert_eq!(
-            wake_after(&s, at("2026-03-01T10:05:00Z"), at("2026-03-01T10:05:00.500Z")),
+            wake_after(
+                &s,
+                at("2026-03-01T10:05:00Z"),
+                at("2026-03-01T10:05:00.500Z")
+            ),
             Duration::from_millis(299_600)
         );
     }

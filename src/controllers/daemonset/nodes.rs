@@ -53,7 +53,8 @@ fn add_or_update(spec: &mut PodSpec, wanted: Toleration) {
     let same = |t: &Toleration| {
         t.key == wanted.key
             && t.effect == wanted.effect
-            && t.operator.as_deref().unwrap_or("Equal") == wanted.operator.as_deref().unwrap_or("Equal")
+            && t.operator.as_deref().unwrap_or("Equal")
+                == wanted.operator.as_deref().unwrap_or("Equal")
             && t.value.as_deref().unwrap_or_default() == wanted.value.as_deref().unwrap_or_default()
     };
     match list.iter_mut().find(|t| same(t)) {
@@ -119,7 +120,9 @@ pub fn pin(affinity: Option<Affinity>, node: &str) -> Affinity {
         }],
     };
     let mut affinity = affinity.unwrap_or_default();
-    let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     node_affinity.required_during_scheduling_ignored_during_execution = Some(required);
     affinity
 }
@@ -172,9 +175,11 @@ mod tests {
     #[test]
     fn a_plain_template_runs_on_every_node_even_cordoned_or_not_ready() {
         let s = spec(json!({"containers": [{"name": "c"}]}));
-        let n = node(json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true,
+        let n = node(
+            json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true,
             "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
-                       {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}}));
+                       {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}}),
+        );
         assert_eq!(fit(&n, &s), RUN);
     }
 
@@ -185,9 +190,11 @@ mod tests {
         let edge = node(json!({"metadata": {"name": "n2", "labels": {"role": "edge"}}}));
         assert_eq!(fit(&plain, &picky), Fit::default());
         assert_eq!(fit(&edge, &picky), RUN);
-        let by_name = spec(json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+        let by_name = spec(
+            json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]}}}}));
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]}}}}),
+        );
         assert_eq!(fit(&plain, &by_name), Fit::default());
         assert_eq!(fit(&edge, &by_name), RUN);
         let named = spec(json!({"containers": [{"name": "c"}], "nodeName": "n1"}));
@@ -242,7 +249,10 @@ mod tests {
         .expect("affinity");
         let pinned = pin(Some(a), "n2");
         let na = pinned.node_affinity.expect("node affinity");
-        assert!(na.preferred_during_scheduling_ignored_during_execution.is_some());
+        assert!(
+            na.preferred_during_scheduling_ignored_during_execution
+                .is_some()
+        );
         let pod = Pod {
             spec: Some(PodSpec {
                 affinity: Some(Affinity {

@@ -122,8 +122,12 @@ pub fn manage(nodes: &[NodeFit], by_node: &ByNode<'_>, s: &Settings<'_>) -> Mana
                 oldest_first(&mut running);
                 if !s.surge {
                     // One pod per node: the oldest stays.
-                    out.delete
-                        .extend(running.iter().skip(1).filter_map(|p| p.metadata.name.clone()));
+                    out.delete.extend(
+                        running
+                            .iter()
+                            .skip(1)
+                            .filter_map(|p| p.metadata.name.clone()),
+                    );
                     continue;
                 }
                 if running.is_empty() {
@@ -136,7 +140,11 @@ pub fn manage(nodes: &[NodeFit], by_node: &ByNode<'_>, s: &Settings<'_>) -> Mana
                 // one goes once it is not ready or the new one is available.
                 let (mut newest, mut oldest) = (None, None);
                 for p in running {
-                    let slot = if is_updated(p, s) { &mut newest } else { &mut oldest };
+                    let slot = if is_updated(p, s) {
+                        &mut newest
+                    } else {
+                        &mut oldest
+                    };
                     if slot.is_none() {
                         *slot = Some(p);
                     } else if let Some(n) = &p.metadata.name {
@@ -205,7 +213,10 @@ pub fn limits(
 
 /// The node's current pods split into the new and the old one (`findUpdatedPodsOnNode`);
 /// `None` when there is more than one of either (manage cleans that up first).
-fn new_and_old<'a>(pods: &[&'a Pod], s: &Settings<'_>) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
+fn new_and_old<'a>(
+    pods: &[&'a Pod],
+    s: &Settings<'_>,
+) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
     let (mut new, mut old) = (None, None);
     for p in pods.iter().copied() {
         if p.metadata.deletion_timestamp.is_some() {
@@ -326,7 +337,11 @@ impl Counts {
 }
 
 /// `updateDaemonSetStatus`: the counts, and when a ready pod becomes available.
-pub fn status(nodes: &[NodeFit], by_node: &ByNode<'_>, s: &Settings<'_>) -> (Counts, Option<Duration>) {
+pub fn status(
+    nodes: &[NodeFit],
+    by_node: &ByNode<'_>,
+    s: &Settings<'_>,
+) -> (Counts, Option<Duration>) {
     let mut c = Counts::default();
     let mut wait: Option<Duration> = None;
     for node in nodes {
@@ -436,7 +451,10 @@ mod tests {
         let m = manage(&nodes(&["a", "b"]), &group(&pods), &settings(false));
         assert_eq!(m.failed, [("a".to_string(), "a1".to_string())]);
         assert_eq!(m.delete, ["b1"]);
-        assert!(m.create.is_empty(), "replacements come once the pods are gone");
+        assert!(
+            m.create.is_empty(),
+            "replacements come once the pods are gone"
+        );
     }
 
     #[test]
@@ -447,7 +465,11 @@ mod tests {
         let m = manage(&ns, &group(&pods), &settings(false));
         assert_eq!(m.delete, ["a1"]);
         ns[0].fit.should_continue = true;
-        assert!(manage(&ns, &group(&pods), &settings(false)).delete.is_empty());
+        assert!(
+            manage(&ns, &group(&pods), &settings(false))
+                .delete
+                .is_empty()
+        );
     }
 
     #[test]
@@ -470,7 +492,10 @@ mod tests {
             pod("c1", "c", "old", "Running", true, "1"),
         ];
         let r = rolling_update(&ns, &group(&pods), &settings(false), 0, 1);
-        assert!(r.delete.is_empty(), "a new pod not yet available uses the budget");
+        assert!(
+            r.delete.is_empty(),
+            "a new pod not yet available uses the budget"
+        );
         let r = rolling_update(&ns, &group(&pods), &settings(false), 0, 2);
         assert_eq!(r.delete, ["b1"]);
     }
