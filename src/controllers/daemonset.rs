@@ -7,25 +7,27 @@
 //! history kept to revisionHistoryLimit; the status `kubectl rollout status` reads.
 //! Node changes (labels, taints, nodes coming and going) resync every DaemonSet.
 
+mod apply;
 mod nodes;
 mod plan;
+mod revisions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::history::{self, HASH_LABEL, History};
-use super::pods::{self, Naming};
+use super::history::{self, HASH_LABEL};
+use super::pods;
 use crate::events::{Involved, Kind, Recorder};
 use plan::{GENERATION_LABEL, NodeFit, Settings};
 
@@ -205,8 +207,9 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
         .await?
         .items;
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let owned = claim_pods(&pod_api, &ds, &uid).await?;
-    let Some((cur, old)) = current_revision(&ctx, &ds, &ns, &pod_api, &owned).await? else {
+    let owned = apply::claim(&pod_api, &ds, &uid).await?;
+    let Some((cur, old)) = revisions::current(&ctx.client, &ds, &ns, &pod_api, &owned).await?
+    else {
         return Ok(Action::requeue(Duration::from_millis(100)));
     };
     let hash = cur.labels().get(HASH_LABEL).cloned().unwrap_or_default();
@@ -284,8 +287,8 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     }
     labels.insert(HASH_LABEL.into(), hash.clone());
     let changed = !manage.create.is_empty() || !delete.is_empty();
-    let apply = Apply {
-        ctx: &ctx,
+    let apply = apply::Apply {
+        recorder: &ctx.recorder,
         api: &pod_api,
         ds: &ds,
         about: about.as_ref(),
@@ -305,39 +308,11 @@ async fn sync(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Error> {
         failure = failure.or(apply.create(&labelled, &roll.create).await);
         apply.delete(&owned, &roll.delete).await;
     }
-    prune_history(&ctx, &ds, &ns, &old, &owned).await?;
+    revisions::prune(&ctx.client, &ds, &ns, &old, &owned).await?;
 
     let (counts, wait) = plan::status(&fits, &by_node, &settings);
     let stored = serde_json::to_value(&ds.status).unwrap_or(Value::Null);
-    let mut status = json!({
-        "currentNumberScheduled": counts.current,
-        "numberMisscheduled": counts.misscheduled,
-        "desiredNumberScheduled": counts.desired,
-        "numberReady": counts.ready,
-        "observedGeneration": ds.meta().generation,
-        "updatedNumberScheduled": counts.updated,
-        "numberAvailable": counts.available,
-        "numberUnavailable": counts.unavailable(),
-    });
-    for kept in ["collisionCount", "conditions"] {
-        if let Some(v) = stored.get(kept).filter(|v| !v.is_null()) {
-            status[kept] = v.clone();
-        }
-    }
-    if let Some(m) = status.as_object_mut() {
-        // Go's omitempty leaves these out at zero.
-        m.retain(|k, v| {
-            !(v.is_null()
-                || (v == &json!(0)
-                    && matches!(
-                        k.as_str(),
-                        "observedGeneration"
-                            | "updatedNumberScheduled"
-                            | "numberAvailable"
-                            | "numberUnavailable"
-                    )))
-        });
-    }
+    let status = plan::status_json(&counts, ds.meta().generation, &stored);
     if status != stored {
         let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"status": super::replace(&stored, status)});
@@ -373,259 +348,6 @@ fn group(owned: &[Pod]) -> plan::ByNode<'_> {
         }
     }
     by
-}
-
-/// The pods the DaemonSet controls: its own that match, plus matching orphans
-/// (adopted); its own that stopped matching are released.
-async fn claim_pods(api: &Api<Pod>, ds: &DaemonSet, uid: &str) -> Result<Vec<Pod>, Error> {
-    let mut owned = Vec::new();
-    for pod in api.list(&ListParams::default()).await?.items {
-        let matches = pods::selects(Some(&ds.spec.selector), pod.metadata.labels.as_ref());
-        match pods::controller_of(&pod.metadata) {
-            Some(r) if r.uid == uid => {
-                if matches {
-                    owned.push(pod);
-                } else {
-                    pods::release(api, &pod, uid).await;
-                }
-            }
-            Some(_) => {}
-            None if matches && pod.metadata.deletion_timestamp.is_none() => {
-                if pods::adopt(api, &pod, ds).await {
-                    owned.push(pod);
-                }
-            }
-            None => {}
-        }
-    }
-    Ok(owned)
-}
-
-/// `constructHistory`: the revision recording the current template (made, or an
-/// earlier one renumbered newest) and the others. `None` after a hash collision
-/// (the collision count was bumped; try again).
-async fn current_revision(
-    ctx: &Context,
-    ds: &DaemonSet,
-    ns: &str,
-    pod_api: &Api<Pod>,
-    owned: &[Pod],
-) -> Result<Option<(ControllerRevision, Vec<ControllerRevision>)>, Error> {
-    let history = History::new(ctx.client.clone(), ns);
-    let rev_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
-    let data = history::template_patch(&ds.spec.template);
-    let mut current = Vec::new();
-    let mut old = Vec::new();
-    for mut rev in history.claim(ds, &ds.spec.selector).await? {
-        // Revisions from before the hash label are labelled with their name.
-        if !rev.labels().contains_key(HASH_LABEL) {
-            let patch = json!({"metadata": {"labels": {HASH_LABEL: rev.name_any()}}});
-            rev = rev_api
-                .patch(
-                    &rev.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await?;
-        }
-        if history::records(&rev, &data) {
-            current.push(rev);
-        } else {
-            old.push(rev);
-        }
-    }
-    let next = history::max_revision(&old) + 1;
-    history::sort_by_revision(&mut current);
-    let Some(keep) = current.pop() else {
-        let collisions = ds
-            .status
-            .as_ref()
-            .and_then(|s| s.collision_count)
-            .unwrap_or(0);
-        let hash = history::template_hash(&ds.spec.template, collisions);
-        let labels = ds
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        let annotations = ds.annotations().clone();
-        let rev = history::new_revision(ds, data, HASH_LABEL, &hash, labels, annotations, next);
-        return match history.create(&rev).await {
-            Ok(created) => Ok(Some((created, old))),
-            Err(e) if e.is_collision() => {
-                tracing::info!(daemonset = %ds.name_any(), collisions = collisions + 1, "hash collision; bumping collisionCount");
-                let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
-                let patch = json!({"status": {"collisionCount": collisions + 1}});
-                api.patch_status(
-                    &ds.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await?;
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        };
-    };
-    // Duplicates of the current template: their pods take the kept hash, then they go.
-    let kept_hash = keep.labels().get(HASH_LABEL).cloned().unwrap_or_default();
-    for dup in &current {
-        let dup_hash = dup.labels().get(HASH_LABEL).cloned();
-        for pod in owned
-            .iter()
-            .filter(|p| p.labels().get(HASH_LABEL) == dup_hash.as_ref())
-        {
-            let patch = json!({"metadata": {"labels": {HASH_LABEL: kept_hash}}});
-            pod_api
-                .patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await?;
-        }
-        history.delete(dup).await?;
-    }
-    let keep = if history::number(&keep) < next {
-        history.renumber(&keep, next).await?
-    } else {
-        keep
-    };
-    Ok(Some((keep, old)))
-}
-
-/// `cleanupHistory`: old revisions beyond revisionHistoryLimit go, oldest first,
-/// except those some pod still runs.
-async fn prune_history(
-    ctx: &Context,
-    ds: &DaemonSet,
-    ns: &str,
-    old: &[ControllerRevision],
-    owned: &[Pod],
-) -> Result<(), Error> {
-    let limit = ds
-        .spec
-        .revision_history_limit
-        .unwrap_or(history::DEFAULT_LIMIT);
-    let live: Vec<&String> = owned
-        .iter()
-        .filter_map(|p| p.labels().get(HASH_LABEL))
-        .collect();
-    let doomed = history::to_truncate(old, limit, |r| {
-        r.labels()
-            .get(HASH_LABEL)
-            .is_some_and(|h| live.contains(&h))
-    });
-    let history = History::new(ctx.client.clone(), ns);
-    for rev in doomed {
-        history.delete(rev).await?;
-    }
-    Ok(())
-}
-
-/// Creates and deletes daemon pods, with the events Kubernetes' pod control records.
-struct Apply<'a> {
-    ctx: &'a Context,
-    api: &'a Api<Pod>,
-    ds: &'a DaemonSet,
-    about: Option<&'a Involved>,
-}
-
-impl Apply<'_> {
-    /// A pod from `template` for each of `nodes`; the first failure is returned.
-    async fn create(&self, template: &PodTemplateSpec, nodes: &[String]) -> Option<String> {
-        let prefix = format!("{}-", self.ds.name_any());
-        let owner = pods::owner_ref(self.ds);
-        let params = PostParams::default();
-        let results: Vec<Result<Pod, kube::Error>> =
-            stream::iter(nodes.iter().take(BURST).cloned())
-                .map(|node: String| {
-                    let mut pod =
-                        pods::from_template(template, Naming::Generate(&prefix), owner.clone());
-                    if let Some(spec) = pod.spec.as_mut() {
-                        spec.affinity = Some(nodes::pin(spec.affinity.take(), &node));
-                    }
-                    let (api, params) = (self.api, &params);
-                    async move { api.create(params, &pod).await }
-                })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
-        let mut failure = None;
-        for r in results {
-            let (kind, reason, message) = match r {
-                Ok(p) => (
-                    Kind::Normal,
-                    "SuccessfulCreate",
-                    format!("Created pod: {}", p.name_any()),
-                ),
-                Err(e) => {
-                    let message = format!("Error creating: {}", super::replicaset::api_message(&e));
-                    failure.get_or_insert(message.clone());
-                    (Kind::Warning, "FailedCreate", message)
-                }
-            };
-            if let Some(a) = self.about {
-                self.ctx.recorder.record(a, kind, reason, message).await;
-            }
-        }
-        failure
-    }
-
-    /// Delete the named pods (their uid pinned, so a namesake is never hit).
-    async fn delete(&self, owned: &[Pod], names: &[String]) {
-        let victims: Vec<(String, Option<String>)> = names
-            .iter()
-            .take(BURST)
-            .map(|n| {
-                let uid = owned
-                    .iter()
-                    .find(|p| p.metadata.name.as_ref() == Some(n))
-                    .and_then(|p| p.metadata.uid.clone());
-                (n.clone(), uid)
-            })
-            .collect();
-        let results: Vec<(String, Result<(), kube::Error>)> = stream::iter(victims)
-            .map(|(name, uid)| async move {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid,
-                        resource_version: None,
-                    }),
-                    ..DeleteParams::default()
-                };
-                let result = match self.api.delete(&name, &params).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(s)) if s.code == 404 => return (name, None),
-                    Err(e) => Err(e),
-                };
-                (name, Some(result))
-            })
-            .buffer_unordered(PARALLEL)
-            .filter_map(|(name, r)| async move { r.map(|r| (name, r)) })
-            .collect()
-            .await;
-        let Some(about) = self.about else {
-            return;
-        };
-        for (name, r) in results {
-            let (kind, reason, message) = match r {
-                Ok(()) => (
-                    Kind::Normal,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {name}"),
-                ),
-                Err(e) => (
-                    Kind::Warning,
-                    "FailedDelete",
-                    format!("Error deleting: {}", super::replicaset::api_message(&e)),
-                ),
-            };
-            self.ctx.recorder.record(about, kind, reason, message).await;
-        }
-    }
 }
 
 #[cfg(test)]

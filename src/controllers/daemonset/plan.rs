@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::{Value, json};
 
 use super::nodes::Fit;
 use crate::controllers::history::HASH_LABEL;
@@ -374,10 +375,43 @@ pub fn status(
     (c, wait)
 }
 
+/// The status to store: the counts (zeros of the optional fields left out, as
+/// Go's omitempty does), `observedGeneration`, and what the controller does not
+/// own kept from `stored` (collisionCount, conditions).
+pub fn status_json(c: &Counts, generation: Option<i64>, stored: &Value) -> Value {
+    let mut status = json!({
+        "currentNumberScheduled": c.current,
+        "numberMisscheduled": c.misscheduled,
+        "desiredNumberScheduled": c.desired,
+        "numberReady": c.ready,
+        "observedGeneration": generation,
+        "updatedNumberScheduled": c.updated,
+        "numberAvailable": c.available,
+        "numberUnavailable": c.unavailable(),
+    });
+    for kept in ["collisionCount", "conditions"] {
+        if let Some(v) = stored.get(kept).filter(|v| !v.is_null()) {
+            status[kept] = v.clone();
+        }
+    }
+    if let Some(m) = status.as_object_mut() {
+        m.retain(|k, v| {
+            let optional = matches!(
+                k.as_str(),
+                "observedGeneration"
+                    | "updatedNumberScheduled"
+                    | "numberAvailable"
+                    | "numberUnavailable"
+            );
+            !(v.is_null() || (optional && v == &json!(0)))
+        });
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     const NOW: &str = "2026-01-01T00:10:00Z";
 
@@ -570,5 +604,20 @@ mod tests {
             .get_or_insert_default()
             .insert(GENERATION_LABEL.into(), "2".into());
         assert!(is_updated(&p, &s));
+    }
+
+    #[test]
+    fn the_status_keeps_required_zeros_and_drops_optional_ones() {
+        let c = Counts {
+            desired: 2,
+            ..Counts::default()
+        };
+        let stored = json!({"collisionCount": 1, "numberReady": 5});
+        assert_eq!(
+            status_json(&c, Some(3), &stored),
+            json!({"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                   "desiredNumberScheduled": 2, "numberReady": 0, "observedGeneration": 3,
+                   "numberUnavailable": 2, "collisionCount": 1})
+        );
     }
 }
