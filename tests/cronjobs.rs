@@ -273,7 +273,7 @@ async fn forbid_skips_a_start_while_a_job_runs_and_replace_swaps_it() {
     .await;
     assert_eq!(
         job_names(&c, "serve").await,
-        [first.clone()],
+        std::slice::from_ref(&first),
         "no second job"
     );
     let seen = events(&c, "serve").await;
@@ -303,7 +303,7 @@ async fn forbid_skips_a_start_while_a_job_runs_and_replace_swaps_it() {
     assert_eq!(active(&cj), 1);
     let seen = events(&c, "serve").await;
     assert!(
-        seen.contains(&format!("Normal SuccessfulDelete: Deleted job serve-")),
+        seen.contains(&format!("Normal SuccessfulDelete: Deleted job {first}")),
         "{seen}"
     );
     let left = eventually(

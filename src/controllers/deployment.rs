@@ -166,10 +166,11 @@ async fn sync(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
             }
             Some(_) => {}
             // An orphan (say, left by `delete --cascade=orphan`) is taken back.
-            None if matches && rs.metadata.deletion_timestamp.is_none() => {
-                if pods::adopt(&rs_api, &rs, &*d).await {
-                    owned.push(rs);
-                }
+            None if matches
+                && rs.metadata.deletion_timestamp.is_none()
+                && pods::adopt(&rs_api, &rs, &*d).await =>
+            {
+                owned.push(rs);
             }
             None => {}
         }

@@ -152,6 +152,53 @@ pub enum Naming<'a> {
     Generate(&'a str),
 }
 
+/// Take an orphan that matches: add `owner` as its controller. The patch carries
+/// the orphan's uid, so a replacement of the same name is never taken by mistake.
+pub async fn adopt<K, O>(api: &Api<K>, orphan: &K, owner: &O) -> bool
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    O: Resource<DynamicType = ()>,
+{
+    let meta = orphan.meta();
+    let mut refs = meta.owner_references.clone().unwrap_or_default();
+    refs.push(owner_ref(owner));
+    let patch = json!({"metadata": {"ownerReferences": refs, "uid": meta.uid}});
+    api.patch(
+        &orphan.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .inspect_err(|e| tracing::debug!(object = %orphan.name_any(), error = %e, "adopting"))
+    .is_ok()
+}
+
+/// Let go of an object that no longer matches its controller's selector.
+pub async fn release<K>(api: &Api<K>, owned: &K, owner_uid: &str)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let meta = owned.meta();
+    let refs: Vec<_> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.uid != owner_uid)
+        .cloned()
+        .collect();
+    let patch = json!({"metadata": {"ownerReferences": refs, "uid": meta.uid}});
+    if let Err(e) = api
+        .patch(
+            &owned.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::debug!(object = %owned.name_any(), error = %e, "releasing");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,52 +245,5 @@ mod tests {
             Err(Some(std::time::Duration::from_secs(6)))
         );
         assert_eq!(availability(&pod, 10, at("2026-01-01T00:00:10Z")), Ok(()));
-    }
-}
-
-/// Take an orphan that matches: add `owner` as its controller. The patch carries
-/// the orphan's uid, so a replacement of the same name is never taken by mistake.
-pub async fn adopt<K, O>(api: &Api<K>, orphan: &K, owner: &O) -> bool
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-    O: Resource<DynamicType = ()>,
-{
-    let meta = orphan.meta();
-    let mut refs = meta.owner_references.clone().unwrap_or_default();
-    refs.push(owner_ref(owner));
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": meta.uid}});
-    api.patch(
-        &orphan.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .inspect_err(|e| tracing::debug!(object = %orphan.name_any(), error = %e, "adopting"))
-    .is_ok()
-}
-
-/// Let go of an object that no longer matches its controller's selector.
-pub async fn release<K>(api: &Api<K>, owned: &K, owner_uid: &str)
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let meta = owned.meta();
-    let refs: Vec<_> = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .filter(|r| r.uid != owner_uid)
-        .cloned()
-        .collect();
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": meta.uid}});
-    if let Err(e) = api
-        .patch(
-            &owned.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::debug!(object = %owned.name_any(), error = %e, "releasing");
     }
 }

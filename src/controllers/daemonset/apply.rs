@@ -28,10 +28,11 @@ pub(super) async fn claim(api: &Api<Pod>, ds: &DaemonSet, uid: &str) -> Result<V
                 }
             }
             Some(_) => {}
-            None if matches && pod.metadata.deletion_timestamp.is_none() => {
-                if pods::adopt(api, &pod, ds).await {
-                    owned.push(pod);
-                }
+            None if matches
+                && pod.metadata.deletion_timestamp.is_none()
+                && pods::adopt(api, &pod, ds).await =>
+            {
+                owned.push(pod);
             }
             None => {}
         }
