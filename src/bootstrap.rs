@@ -1,7 +1,11 @@
 //! What a fresh cluster has: the four namespaces, the `kubernetes` Service and its
-//! Endpoints, and a Node for this machine. Created through the API like any client.
+//! Endpoints, and the default StorageClass `standard` (minke's local-path
+//! provisioner, binding when the first pod is scheduled, as kind's). Created
+//! through the API like any client; an object a user deleted comes back at the
+//! next start, as the addon manager of kind and minikube does.
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -61,6 +65,18 @@ pub(crate) async fn run(
     endpoints
         .patch("kubernetes", &kube::api::PatchParams::default(), &patch)
         .await?;
+
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    ensure(
+        &classes,
+        json!({
+            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": crate::controllers::volumes::provisioner::NAME,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        }),
+    )
+    .await?;
 
     Ok(())
 }

@@ -60,7 +60,9 @@ enum Storage {
 /// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
 /// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
 /// collector runs; the CronJob controller reads the system clock. Images are stored
-/// under `DATA/images`, or in the in-memory cluster's temporary dir.
+/// under `DATA/images`, and volumes the local-path provisioner makes for claims
+/// (class `standard`, the default) under `DATA/volumes`; an in-memory cluster keeps
+/// both in its temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -76,6 +78,7 @@ pub struct ClusterBuilder {
     node_capacity: Option<crate::kubelet::node::Capacity>,
     garbage_collector: bool,
     cronjob_clock: crate::controllers::cronjob::Clock,
+    autoscaler_sync_period: Duration,
 }
 
 impl Default for ClusterBuilder {
@@ -94,6 +97,7 @@ impl Default for ClusterBuilder {
             node_capacity: None,
             garbage_collector: true,
             cronjob_clock: crate::controllers::cronjob::Clock::system(),
+            autoscaler_sync_period: controllers::autoscaler::SYNC_PERIOD,
         }
     }
 }
@@ -208,6 +212,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// How often the horizontal pod autoscaler looks at each HPA (default 15 s, as
+    /// Kubernetes' `--horizontal-pod-autoscaler-sync-period`).
+    #[must_use]
+    pub fn autoscaler_sync_period(mut self, every: Duration) -> Self {
+        self.autoscaler_sync_period = every;
+        self
+    }
+
     /// Open the store, bind the port, start the API server and controllers, create the
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
@@ -306,6 +318,16 @@ impl ClusterBuilder {
                 registry: registry.clone(),
             }),
         );
+        controllers::spawn(
+            "horizontal-pod-autoscaler",
+            &tasks,
+            shutdown.clone(),
+            controllers::autoscaler::run(controllers::autoscaler::Context {
+                client: client.clone(),
+                registry: registry.clone(),
+                period: self.autoscaler_sync_period,
+            }),
+        );
         if self.garbage_collector {
             controllers::spawn(
                 "garbage-collector",
@@ -402,6 +424,12 @@ impl ClusterBuilder {
             controllers::job::run(client.clone()),
         );
         controllers::spawn(
+            "statefulset",
+            &tasks,
+            shutdown.clone(),
+            controllers::statefulset::run(client.clone()),
+        );
+        controllers::spawn(
             "deployment",
             &tasks,
             shutdown.clone(),
@@ -426,6 +454,36 @@ impl ClusterBuilder {
             controllers::replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(
                 client.clone(),
             ),
+        );
+        // Provisioned volumes live beside the images: under the data dir, or in
+        // the in-memory cluster's temporary dir (removed with it).
+        let volumes = match &self.storage {
+            Storage::Dir(d) => d.join("volumes"),
+            Storage::Memory => logs.path().join("volumes"),
+        };
+        controllers::spawn(
+            "persistentvolume-binder",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::claim::run(client.clone()),
+        );
+        controllers::spawn(
+            "persistentvolume-reclaimer",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::volume::run(client.clone()),
+        );
+        controllers::spawn(
+            "local-path-provisioner",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::provisioner::run(client.clone(), volumes),
+        );
+        controllers::spawn(
+            "storage-protection",
+            &tasks,
+            shutdown.clone(),
+            controllers::volumes::protection::run(client.clone()),
         );
         controllers::spawn(
             "scheduler",

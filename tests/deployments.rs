@@ -333,7 +333,10 @@ async fn deleting_a_deployment_cascades_unless_told_to_orphan() {
             "jsonpath={.items[*].metadata.name}/{.items[*].metadata.ownerReferences}",
         ])
         .await;
-    assert!(owners.starts_with("web-") && owners.ends_with('/'), "{owners}");
+    assert!(
+        owners.starts_with("web-") && owners.ends_with('/'),
+        "{owners}"
+    );
     let pods = c
         .ok(&["get", "pods", "-l", "app=web", "--no-headers"])
         .await;
@@ -343,9 +346,7 @@ async fn deleting_a_deployment_cascades_unless_told_to_orphan() {
     // no new pods are made.
     c.ok_stdin(&["apply", "-f", "-"], WEB).await;
     c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
-    let rs = c
-        .ok(&["get", "rs", "-l", "app=web", "--no-headers"])
-        .await;
+    let rs = c.ok(&["get", "rs", "-l", "app=web", "--no-headers"]).await;
     assert_eq!(rs.lines().count(), 1, "{rs}");
 
     // A plain delete (background) takes the ReplicaSet and the pods with it.

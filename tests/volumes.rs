@@ -525,9 +525,14 @@ async fn a_claim_bound_to_a_host_path_pv_mounts_its_dir_and_data_outlives_the_po
     let tmp = tempfile::tempdir().expect("tmp");
     let pv_dir = tmp.path().join("pv/data");
     let c = TestCluster::start().await;
+    // Placed on the node directly (no scheduler, which would wait for the claim),
+    // so the kubelet's own retries are what is seen.
+    let node = c
+        .ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"])
+        .await;
     let pod = |name: &str, args: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: minke/toolbox\n    args: {args}\n    volumeMounts:\n    - {{name: data, mountPath: /data}}\n  volumes:\n  - {{name: data, persistentVolumeClaim: {{claimName: data}}}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: minke/toolbox\n    args: {args}\n    volumeMounts:\n    - {{name: data, mountPath: /data}}\n  volumes:\n  - {{name: data, persistentVolumeClaim: {{claimName: data}}}}\n"
         )
     };
     c.ok_stdin(
@@ -549,7 +554,7 @@ async fn a_claim_bound_to_a_host_path_pv_mounts_its_dir_and_data_outlives_the_po
     );
     c.ok_stdin(
         &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  volumeName: pv-data\n",
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  storageClassName: \"\"\n  volumeName: pv-data\n",
     )
     .await;
     let unbound = eventually(&c, &waiting, |m| m.contains("not bound")).await;
@@ -576,14 +581,12 @@ async fn a_claim_bound_to_a_host_path_pv_mounts_its_dir_and_data_outlives_the_po
         ),
     )
     .await;
+    // The PV controller binds the pair; the kubelet's next try mounts it.
     c.ok(&[
-        "patch",
-        "pvc",
-        "data",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"phase":"Bound"}}"#,
+        "wait",
+        "--for=jsonpath={.status.phase}=Bound",
+        "pvc/data",
+        WAIT,
     ])
     .await;
     c.ok(&[

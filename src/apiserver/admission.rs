@@ -1,5 +1,6 @@
 //! Admission: namespace lifecycle (no content in missing or terminating namespaces),
-//! Service ClusterIP / NodePort allocation, LimitRange defaults and limits
+//! Service ClusterIP / NodePort allocation, the default StorageClass and storage
+//! protection finalizers ([`storage`]), LimitRange defaults and limits
 //! ([`limits`]) and ResourceQuota ([`quota`]).
 //!
 //! As in Kubernetes, the mutating steps ([`mutate_create`]) run before validation and
@@ -7,6 +8,7 @@
 
 mod limits;
 mod quota;
+mod storage;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -48,12 +50,14 @@ fn forbidden(rt: &ResourceType, obj: &Value, reason: &str) -> ApiError {
     ApiError::forbidden_because(&rt.group, &rt.resource, name, reason)
 }
 
-/// The mutating admission of a create, run before validation: LimitRange defaults.
+/// The mutating admission of a create, run before validation: the default
+/// StorageClass and storage protection finalizers, then LimitRange defaults.
 pub(crate) fn mutate_create(
     s: &Shared,
     rt: &ResourceType,
     obj: &mut Value,
 ) -> Result<(), ApiError> {
+    storage::mutate_create(s, rt, obj)?;
     limits::mutate_create(s, rt, obj)
 }
 

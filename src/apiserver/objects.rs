@@ -105,8 +105,9 @@ pub(crate) fn prepare_create(rt: &ResourceType, obj: &mut Value) {
             let qos = qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        ("", "persistentvolumeclaims" | "persistentvolumes") => {
-            obj["status"] = json!({"phase": "Pending"})
+        ("", "persistentvolumeclaims") => obj["status"] = json!({"phase": "Pending"}),
+        ("", "persistentvolumes") => {
+            obj["status"] = json!({"phase": "Pending", "lastPhaseTransitionTime": now()})
         }
         ("", "services") => obj["status"] = json!({"loadBalancer": {}}),
         // Nodes and CRDs arrive with the status their writer knows.
@@ -150,6 +151,9 @@ pub(crate) fn prepare_update(
                     o.remove("status");
                 }
             }
+        }
+        if rt.group.is_empty() && rt.resource == "persistentvolumes" {
+            stamp_phase_transition(old, &mut merged);
         }
         return merged;
     }
@@ -227,6 +231,19 @@ fn daemon_set_template_generation(old: Option<&Value>, new: &mut Value) {
         *annotations = json!({});
     }
     annotations[TEMPLATE_GENERATION] = json!(generation.to_string());
+}
+
+/// A volume whose phase changes gets `lastPhaseTransitionTime` now, unless the
+/// writer set a new one itself (the PV registry strategy).
+fn stamp_phase_transition(old: &Value, new: &mut Value) {
+    let phase = |v: &Value| v.pointer("/status/phase").cloned();
+    let stamp = |v: &Value| v.pointer("/status/lastPhaseTransitionTime").cloned();
+    if phase(old) != phase(new)
+        && (stamp(new).is_none() || stamp(new) == stamp(old))
+        && let Some(status) = new.get_mut("status").and_then(Value::as_object_mut)
+    {
+        status.insert("lastPhaseTransitionTime".into(), json!(now()));
+    }
 }
 
 /// Whether an update would store exactly what is there (then it is not written and the
@@ -365,6 +382,31 @@ mod tests {
         );
         assert_eq!(out["spec"]["replicas"], 1);
         assert_eq!(out["status"]["replicas"], 1);
+    }
+
+    #[test]
+    fn a_volume_phase_change_stamps_its_transition_time() {
+        let r = Registry::builtin();
+        let rt = r.lookup("", "v1", "persistentvolumes").expect("type");
+        let old = json!({"metadata": {"name": "v"},
+            "status": {"phase": "Pending", "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}});
+        let same = prepare_update(&rt, &old, old.clone(), Some("status"));
+        assert_eq!(
+            same["status"]["lastPhaseTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        let moved = prepare_update(
+            &rt,
+            &old,
+            json!({"metadata": {"name": "v"}, "status": {"phase": "Available",
+                "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}}),
+            Some("status"),
+        );
+        assert_eq!(moved["status"]["phase"], "Available");
+        assert_ne!(
+            moved["status"]["lastPhaseTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
     }
 
     #[test]

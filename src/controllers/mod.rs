@@ -1,6 +1,7 @@
 //! Controllers: reconcile loops that are ordinary API clients of the in-process server.
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
+pub mod autoscaler;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -12,6 +13,8 @@ pub mod pods;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod volumes;
 
 use std::future::Future;
 

@@ -165,7 +165,8 @@ async fn sync<K: Replicated>(owner: Arc<K>, ctx: Arc<Context>) -> Result<Action,
             }
             Some(_) => {}
             None => {
-                let adopted = matches && pods::is_active(&pod) && pods::adopt(&api, &pod, &*owner).await;
+                let adopted =
+                    matches && pods::is_active(&pod) && pods::adopt(&api, &pod, &*owner).await;
                 if adopted {
                     owned.push(pod);
                 }

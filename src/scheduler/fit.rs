@@ -1,6 +1,6 @@
 //! Whether a pod fits a node, and how well: the default scheduler's filter plugins
-//! (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit)
-//! in their order, the least-allocated score, and the `FailedScheduling` message
+//! (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit;
+//! VolumeBinding's reasons come from [`super::volumes`]) in their order, the least-allocated score, and the `FailedScheduling` message
 //! worded as kube-scheduler words it.
 
 use std::collections::BTreeMap;
@@ -163,6 +163,13 @@ pub enum Reason {
     TooManyPods,
     /// NodeResourcesFit: not enough of a resource left.
     Insufficient(&'static str),
+    /// VolumeBinding: a bound volume's node affinity excludes the node.
+    VolumeNodeConflict,
+    /// VolumeBinding: a waiting claim has no volume to take nor a provisioner
+    /// for the node.
+    VolumeBindConflict,
+    /// VolumeBinding: a claim is bound to a volume that does not exist.
+    VolumeMissing,
 }
 
 impl std::fmt::Display for Reason {
@@ -175,6 +182,13 @@ impl std::fmt::Display for Reason {
             Reason::Affinity => f.write_str("node(s) didn't match Pod's node affinity/selector"),
             Reason::TooManyPods => f.write_str("Too many pods"),
             Reason::Insufficient(r) => write!(f, "Insufficient {r}"),
+            Reason::VolumeNodeConflict => f.write_str("node(s) had volume node affinity conflict"),
+            Reason::VolumeBindConflict => {
+                f.write_str("node(s) didn't find available persistent volumes to bind")
+            }
+            Reason::VolumeMissing => f.write_str(
+                "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)",
+            ),
         }
     }
 }
@@ -396,6 +410,19 @@ pub fn fit_error(nodes: usize, per_node: &[Vec<Reason>]) -> String {
     )
 }
 
+/// The message of a pod a PreFilter plugin refused outright (the same answer for
+/// every node, so no per-node histogram), e.g. `0/1 nodes are available: pod has
+/// unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are
+/// available: 1 Preemption is not helpful for scheduling..`
+pub fn prefilter_error(nodes: usize, message: &str) -> String {
+    if nodes == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    format!(
+        "0/{nodes} nodes are available: {message}. preemption: 0/{nodes} nodes are available: {nodes} Preemption is not helpful for scheduling.."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +571,17 @@ mod tests {
             vec![Reason::Affinity],
             vec![Reason::Affinity],
         ];
+        assert_eq!(
+            prefilter_error(2, "pod has unbound immediate PersistentVolumeClaims"),
+            "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
+        );
+        assert_eq!(
+            fit_error(
+                2,
+                &[vec![Reason::VolumeNodeConflict], vec![Reason::Affinity]]
+            ),
+            "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had volume node affinity conflict. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
+        );
         assert_eq!(
             fit_error(3, &three),
             "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."

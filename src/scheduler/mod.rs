@@ -6,14 +6,19 @@
 //!
 //! Its view of the cluster is its own cache, kept from watches of pods and nodes;
 //! a pod it has just placed is *assumed* on its node until the binding lands, so a
-//! burst of creations never overfills a node.
+//! burst of creations never overfills a node. Pods with PersistentVolumeClaims go
+//! through the VolumeBinding plugin ([`volumes`]): claims, volumes and classes are
+//! watched too, and a pod whose claims wait for their first consumer is bound
+//! only once they are.
 
 pub mod fit;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
@@ -39,6 +44,21 @@ struct State {
     unschedulable: HashMap<String, (Pod, String)>,
     /// Pods being bound right now.
     binding: HashMap<String, Pod>,
+    /// Claims, volumes and classes, with what bindings in flight assume.
+    volumes: volumes::Volumes,
+}
+
+/// Where a pod goes and the volume bindings to write first, or why it fits nowhere.
+type Placement = Result<(String, volumes::Writes), String>;
+
+/// How a binding in flight ended.
+enum Outcome {
+    /// The pod is bound.
+    Bound,
+    /// The binding call failed; the pod watch tells what happened.
+    Failed,
+    /// Binding the pod's volumes failed (the FailedScheduling message).
+    Volumes(String, volumes::Writes),
 }
 
 fn uid(pod: &Pod) -> String {
@@ -96,13 +116,37 @@ impl State {
 
     /// Room may have freed up: try every unschedulable pod again.
     fn retry_unschedulable(&mut self) {
+        self.retry_where(|_| true);
+    }
+
+    /// Try again the unschedulable pods `affected` picks.
+    fn retry_where(&mut self, affected: impl Fn(&Pod) -> bool) {
         let waiting: Vec<Pod> = self
             .unschedulable
             .values()
-            .map(|(p, _)| p.clone())
+            .map(|(p, _)| p)
+            .filter(|p| affected(p))
+            .cloned()
             .collect();
         for p in waiting {
             self.enqueue(p);
+        }
+    }
+
+    /// Storage changed: retry the pods it may let in (those mounting the claim
+    /// that changed, or any pod with claims when a volume or class changed).
+    fn on_storage(&mut self, change: Option<volumes::Change>) {
+        match change {
+            None => {}
+            Some(volumes::Change::Claim(key)) if !key.is_empty() => {
+                self.retry_where(|p| {
+                    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+                    volumes::claim_names(p)
+                        .iter()
+                        .any(|c| format!("{ns}/{c}") == key)
+                });
+            }
+            Some(_) => self.retry_where(|p| !volumes::claim_names(p).is_empty()),
         }
     }
 
@@ -161,41 +205,65 @@ impl State {
         self.retry_unschedulable();
     }
 
-    /// Pick a node for the oldest pending pod: `Ok(node)` (assumed there now) or
-    /// `Err(message)` when none fits.
-    fn schedule_next(&mut self) -> Option<(Pod, Result<String, String>)> {
+    /// Pick a node for the oldest pending pod: `Ok(node)` (assumed there now,
+    /// with the volume bindings to make first) or `Err(message)` when none fits.
+    /// Nothing is scheduled before the storage watches have listed.
+    fn schedule_next(&mut self) -> Option<(Pod, Placement)> {
+        if !self.volumes.synced() {
+            return None;
+        }
         let (_, pod) = self.pending.pop_first()?;
         let id = uid(&pod);
         self.queued.remove(&id);
+        let claims = match volumes::prefilter(&self.volumes, &pod) {
+            Ok(c) => c,
+            Err(message) => {
+                let message = fit::prefilter_error(self.nodes.len(), &message);
+                return Some((pod, Err(message)));
+            }
+        };
         let spec = pod.spec.clone().unwrap_or_default();
         let req = fit::requests(&spec);
         let mut refused = Vec::new();
-        let mut best: Option<(i128, &str)> = None;
+        let mut best: Option<(i128, &str, volumes::Plan)> = None;
         for n in self.nodes.values() {
-            let reasons = fit::filter(&spec, req, n);
+            let mut reasons = fit::filter(&spec, req, n);
+            let mut plan = volumes::Plan::default();
+            if reasons.is_empty()
+                && let Some(claims) = &claims
+            {
+                match volumes::filter(&self.volumes, claims, n) {
+                    Ok(p) => plan = p,
+                    Err(r) => reasons = r,
+                }
+            }
             if reasons.is_empty() {
                 let s = fit::score(req, n);
-                if best.is_none_or(|(b, _)| s > b) {
-                    best = Some((s, &n.name));
+                if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
+                    best = Some((s, &n.name, plan));
                 }
             } else {
                 refused.push(reasons);
             }
         }
-        let Some((_, node)) = best else {
+        let Some((_, node, plan)) = best else {
             let message = fit::fit_error(self.nodes.len(), &refused);
             return Some((pod, Err(message)));
         };
         let node = node.to_string();
+        let writes = self.volumes.assume(&plan, &node);
         self.place(&id, &node, req);
         self.binding.insert(id, pod.clone());
-        Some((pod, Ok(node)))
+        Some((pod, Ok((node, writes))))
     }
 }
 
 enum Input {
     Pod(Box<Result<watcher::Event<Pod>, watcher::Error>>),
     Node(Box<Result<watcher::Event<Node>, watcher::Error>>),
+    Claim(Box<Result<watcher::Event<PersistentVolumeClaim>, watcher::Error>>),
+    Volume(Box<Result<watcher::Event<PersistentVolume>, watcher::Error>>),
+    Class(Box<Result<watcher::Event<StorageClass>, watcher::Error>>),
 }
 
 /// Schedule pods until the watch streams end (the cluster's shutdown stops it).
@@ -209,34 +277,80 @@ pub async fn run(client: kube::Client) {
         .default_backoff()
         .map(|e| Input::Node(Box::new(e)))
         .boxed();
-    let mut inputs = stream::select(pods, nodes);
+    let claims = watcher(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| Input::Claim(Box::new(e)))
+    .boxed();
+    let pvs = watcher(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| Input::Volume(Box::new(e)))
+    .boxed();
+    let classes = watcher(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| Input::Class(Box::new(e)))
+    .boxed();
+    let mut inputs = stream::select_all([pods, nodes, claims, pvs, classes]);
     let mut state = State::default();
     // Bindings in flight; dropped (aborted) with this loop.
-    let mut bindings: JoinSet<(String, bool)> = JoinSet::new();
+    let mut bindings: JoinSet<(String, Outcome)> = JoinSet::new();
     loop {
         tokio::select! {
             input = inputs.next() => match input {
                 Some(input) => on_input(&mut state, input),
                 None => return,
             },
-            Some(Ok((id, bound))) = bindings.join_next(), if !bindings.is_empty() => {
-                if let Some(pod) = state.binding.remove(&id)
-                    && !bound
-                {
-                    // The pod watch brings the truth (bound elsewhere, or gone);
-                    // until then it is tried again.
-                    state.release(&id);
-                    state.enqueue(pod);
+            Some(Ok((id, outcome))) = bindings.join_next(), if !bindings.is_empty() => {
+                if let Some(pod) = state.binding.remove(&id) {
+                    match outcome {
+                        Outcome::Bound => {}
+                        Outcome::Failed => {
+                            // The pod watch brings the truth (bound elsewhere, or
+                            // gone); until then it is tried again.
+                            state.release(&id);
+                            state.enqueue(pod);
+                        }
+                        Outcome::Volumes(message, writes) => {
+                            // Unreserve; the pod waits for a change that may help.
+                            state.volumes.forget(&writes);
+                            state.release(&id);
+                            state.unschedulable.insert(id, (pod.clone(), message.clone()));
+                            let (client, recorder) = (client.clone(), recorder.clone());
+                            bindings.spawn(async move {
+                                unschedulable(&client, &recorder, &pod, message, true).await;
+                                (String::new(), Outcome::Bound)
+                            });
+                        }
+                    }
                 }
             }
         }
         while let Some((pod, outcome)) = state.schedule_next() {
             match outcome {
-                Ok(node) => {
+                Ok((node, writes)) => {
                     let (client, recorder) = (client.clone(), recorder.clone());
                     bindings.spawn(async move {
-                        let bound = bind(&client, &recorder, &pod, &node).await;
-                        (uid(&pod), bound)
+                        if !writes.is_empty()
+                            && let Err(message) =
+                                volumes::bind_volumes(&client, &pod, &writes, volumes::BIND_TIMEOUT)
+                                    .await
+                        {
+                            return (uid(&pod), Outcome::Volumes(message, writes));
+                        }
+                        let outcome = if bind(&client, &recorder, &pod, &node).await {
+                            Outcome::Bound
+                        } else {
+                            Outcome::Failed
+                        };
+                        (uid(&pod), outcome)
                     });
                 }
                 Err(message) => {
@@ -251,7 +365,7 @@ pub async fn run(client: kube::Client) {
                     let (client, recorder) = (client.clone(), recorder.clone());
                     bindings.spawn(async move {
                         unschedulable(&client, &recorder, &pod, message, changed).await;
-                        (String::new(), true)
+                        (String::new(), Outcome::Bound)
                     });
                 }
             }
@@ -271,6 +385,27 @@ fn on_input(state: &mut State, input: Input) {
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "scheduler node watch (retrying)"),
+        },
+        Input::Claim(event) => match *event {
+            Ok(e) => {
+                let change = state.volumes.on_claim(e);
+                state.on_storage(change);
+            }
+            Err(e) => tracing::debug!(error = %e, "scheduler claim watch (retrying)"),
+        },
+        Input::Volume(event) => match *event {
+            Ok(e) => {
+                let change = state.volumes.on_volume(e);
+                state.on_storage(change);
+            }
+            Err(e) => tracing::debug!(error = %e, "scheduler volume watch (retrying)"),
+        },
+        Input::Class(event) => match *event {
+            Ok(e) => {
+                let change = state.volumes.on_class(e);
+                state.on_storage(change);
+            }
+            Err(e) => tracing::debug!(error = %e, "scheduler class watch (retrying)"),
         },
     }
 }

@@ -216,6 +216,19 @@ pub fn pvc_update(new: &Value, old: &Value) -> Vec<FieldError> {
         // volumeName may be set once, by the binder.
         m.insert("volumeName".into(), v.clone());
     }
+    // A claim created without a class may be given one once (the retroactive
+    // default StorageClass assignment), unless the beta annotation names one.
+    let beta_class = old
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| a.contains_key("volume.beta.kubernetes.io/storage-class"));
+    if !beta_class && os.get("storageClassName").is_none_or(Value::is_null) {
+        for spec in [&mut munged_new, &mut munged_old] {
+            if let Some(m) = spec.as_object_mut() {
+                m.remove("storageClassName");
+            }
+        }
+    }
     if bound
         && let Some(req) = munged_new.pointer_mut("/resources/requests")
         && let Some(req) = req.as_object_mut()

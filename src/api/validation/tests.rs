@@ -479,6 +479,47 @@ fn a_pvc_needs_access_modes_and_a_storage_request() {
 }
 
 #[test]
+fn a_claim_without_a_class_may_be_given_one_once_but_a_class_never_changes() {
+    let claim = |class: Value| {
+        let mut c = json!({"metadata": {"name": "c", "namespace": "default", "resourceVersion": "1"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        if !class.is_null() {
+            c["spec"]["storageClassName"] = class;
+        }
+        c
+    };
+    assert!(
+        update(
+            "",
+            "PersistentVolumeClaim",
+            claim(json!("standard")),
+            claim(Value::Null)
+        )
+        .is_empty()
+    );
+    let changed = update(
+        "",
+        "PersistentVolumeClaim",
+        claim(json!("fast")),
+        claim(json!("standard")),
+    );
+    assert_eq!(changed.len(), 1);
+    assert!(
+        changed[0].starts_with(
+            "spec: Forbidden: spec is immutable after creation except resources.requests"
+        ),
+        "{changed:?}"
+    );
+    let classless = update(
+        "",
+        "PersistentVolumeClaim",
+        claim(json!("standard")),
+        claim(json!("")),
+    );
+    assert_eq!(classless.len(), 1, "\"\" chose no class: {classless:?}");
+}
+
+#[test]
 fn an_hpa_max_must_not_be_below_min() {
     let hpa = json!({"metadata": {"name": "h", "namespace": "default"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 3, "maxReplicas": 2}});
     assert_eq!(
