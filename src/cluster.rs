@@ -59,9 +59,10 @@ enum Storage {
 /// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
 /// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
 /// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
-/// collector runs. Images are stored under `DATA/images`, and volumes the
-/// local-path provisioner makes for claims (class `standard`, the default)
-/// under `DATA/volumes`; an in-memory cluster keeps both in its temporary dir.
+/// collector runs; the CronJob controller reads the system clock. Images are stored
+/// under `DATA/images`, and volumes the local-path provisioner makes for claims
+/// (class `standard`, the default) under `DATA/volumes`; an in-memory cluster keeps
+/// both in its temporary dir.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     storage: Storage,
@@ -76,6 +77,7 @@ pub struct ClusterBuilder {
     nodes: usize,
     node_capacity: Option<crate::kubelet::node::Capacity>,
     garbage_collector: bool,
+    cronjob_clock: crate::controllers::cronjob::Clock,
     autoscaler_sync_period: Duration,
 }
 
@@ -94,6 +96,7 @@ impl Default for ClusterBuilder {
             nodes: 1,
             node_capacity: None,
             garbage_collector: true,
+            cronjob_clock: crate::controllers::cronjob::Clock::system(),
             autoscaler_sync_period: controllers::autoscaler::SYNC_PERIOD,
         }
     }
@@ -196,6 +199,16 @@ impl ClusterBuilder {
     #[must_use]
     pub fn garbage_collector(mut self, enabled: bool) -> Self {
         self.garbage_collector = enabled;
+        self
+    }
+
+    /// The clock the CronJob controller schedules by (default: the system clock).
+    /// Tests hand in a [`Clock`](crate::controllers::cronjob::Clock) they keep a clone
+    /// of and [`advance`](crate::controllers::cronjob::Clock::advance) it past a
+    /// schedule point instead of waiting; nothing else in the cluster reads it.
+    #[must_use]
+    pub fn cronjob_clock(mut self, clock: crate::controllers::cronjob::Clock) -> Self {
+        self.cronjob_clock = clock;
         self
     }
 
@@ -421,6 +434,18 @@ impl ClusterBuilder {
             &tasks,
             shutdown.clone(),
             controllers::deployment::run(client.clone()),
+        );
+        controllers::spawn(
+            "daemonset",
+            &tasks,
+            shutdown.clone(),
+            controllers::daemonset::run(client.clone()),
+        );
+        controllers::spawn(
+            "cronjob",
+            &tasks,
+            shutdown.clone(),
+            controllers::cronjob::run(client.clone(), self.cronjob_clock.clone()),
         );
         controllers::spawn(
             "replicationcontroller",

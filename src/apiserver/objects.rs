@@ -96,6 +96,9 @@ pub(crate) fn prepare_create(rt: &ResourceType, obj: &mut Value) {
     } else {
         meta.remove("generation");
     }
+    if is_daemon_set(rt) {
+        daemon_set_template_generation(None, obj);
+    }
     match (rt.group.as_str(), rt.resource.as_str()) {
         ("", "namespaces") => obj["status"] = json!({"phase": "Active"}),
         ("", "pods") => {
@@ -188,7 +191,46 @@ pub(crate) fn prepare_update(
             .unwrap_or(0);
         meta.insert("generation".into(), json!(g + 1));
     }
+    if is_daemon_set(rt) {
+        daemon_set_template_generation(Some(old), &mut new);
+    }
     new
+}
+
+fn is_daemon_set(rt: &ResourceType) -> bool {
+    rt.group == "apps" && rt.resource == "daemonsets"
+}
+
+/// The annotation apps/v1 carries a DaemonSet's template generation in.
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// The DaemonSet strategy's template generation (kept in an annotation by apps/v1):
+/// on create what the creator set, at least 1; on update the stored one, plus one
+/// when `spec.template` changed. Clients cannot set it otherwise.
+fn daemon_set_template_generation(old: Option<&Value>, new: &mut Value) {
+    let of = |o: &Value| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(TEMPLATE_GENERATION))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let generation = match old {
+        None => of(new).filter(|g| *g >= 1).unwrap_or(1),
+        Some(old) => {
+            let stored = of(old).unwrap_or(1);
+            if old.pointer("/spec/template") == new.pointer("/spec/template") {
+                stored
+            } else {
+                stored + 1
+            }
+        }
+    };
+    let meta = meta_mut(new);
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[TEMPLATE_GENERATION] = json!(generation.to_string());
 }
 
 /// A volume whose phase changes gets `lastPhaseTransitionTime` now, unless the
@@ -270,6 +312,36 @@ pub(crate) fn store_error(rt: &ResourceType, name: &str, e: store::Error) -> Api
 mod tests {
     use super::*;
     use crate::api::registry::Registry;
+
+    #[test]
+    fn a_daemon_sets_template_generation_counts_template_changes() {
+        let r = Registry::builtin();
+        let rt = r.lookup("apps", "v1", "daemonsets").expect("type");
+        let gen_of = |o: &Value| o["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
+        let mut created =
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"x": 1}}}});
+        prepare_create(&rt, &mut created);
+        assert_eq!(gen_of(&created), "1");
+        let same = prepare_update(
+            &rt,
+            &created,
+            json!({"metadata": {"name": "d", "annotations": {TEMPLATE_GENERATION: "9"}},
+                   "spec": {"template": {"spec": {"x": 1}}, "minReadySeconds": 5}}),
+            None,
+        );
+        assert_eq!(gen_of(&same), "1", "clients cannot set it");
+        let changed = prepare_update(
+            &rt,
+            &same,
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"x": 2}}}}),
+            None,
+        );
+        assert_eq!(gen_of(&changed), "2");
+        let mut preset =
+            json!({"metadata": {"name": "d", "annotations": {TEMPLATE_GENERATION: "4"}}});
+        prepare_create(&rt, &mut preset);
+        assert_eq!(gen_of(&preset), "4");
+    }
 
     #[test]
     fn spec_change_bumps_generation_but_label_change_does_not() {

@@ -68,17 +68,7 @@ pub(crate) async fn run(client: kube::Client) {
 /// The pod-template-hash of a template: FNV-1a over its encoding (and the
 /// collision count), written in Kubernetes' safe alphabet.
 pub fn template_hash(template: &PodTemplateSpec, collisions: i32) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    let bytes = serde_json::to_vec(template).unwrap_or_default();
-    for b in bytes.iter().chain(collisions.to_string().as_bytes()) {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    h.to_string()
-        .bytes()
-        .map(|c| SAFE[usize::from(c) % SAFE.len()] as char)
-        .collect()
+    super::history::template_hash(template, collisions)
 }
 
 /// A template without the pod-template-hash label, for comparing.

@@ -180,11 +180,11 @@ pub fn new_revision<K: Resource<DynamicType = ()>>(
 
 /// Which of `old` to delete so at most `limit` remain: the oldest first, never one
 /// `live` keeps (say, one whose pods still run).
-pub fn to_truncate<'a>(
-    old: &'a [ControllerRevision],
+pub fn to_truncate(
+    old: &[ControllerRevision],
     limit: i32,
     live: impl Fn(&ControllerRevision) -> bool,
-) -> Vec<&'a ControllerRevision> {
+) -> Vec<&ControllerRevision> {
     let keep = usize::try_from(limit).unwrap_or(0);
     let mut excess = old.len().saturating_sub(keep);
     let mut ordered: Vec<&ControllerRevision> = old.iter().collect();
@@ -243,11 +243,10 @@ impl History {
                 Some(_) => {}
                 None if matches
                     && rev.metadata.deletion_timestamp.is_none()
-                    && owner.meta().deletion_timestamp.is_none() =>
+                    && owner.meta().deletion_timestamp.is_none()
+                    && pods::adopt(&self.api, &rev, owner).await =>
                 {
-                    if pods::adopt(&self.api, &rev, owner).await {
-                        owned.push(rev);
-                    }
+                    owned.push(rev);
                 }
                 None => {}
             }

@@ -2,6 +2,8 @@
 //! One file per controller; each runs until the cluster's shutdown token fires.
 
 pub mod autoscaler;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod garbage;
 pub mod history;

@@ -206,13 +206,8 @@ pub fn filter(pod: &PodSpec, req: Resources, node: &NodeInfo) -> Vec<Reason> {
     if node.unschedulable && !tolerates_unschedulable(pod) {
         return vec![Reason::Unschedulable];
     }
-    if let Some(t) = node.taints.iter().find(|t| {
-        (t.effect == "NoSchedule" || t.effect == "NoExecute")
-            && !pod
-                .tolerations
-                .iter()
-                .flatten()
-                .any(|tol| tolerates(tol, t))
+    if let Some(t) = untolerated(&node.taints, pod.tolerations.as_deref(), |t| {
+        t.effect == "NoSchedule" || t.effect == "NoExecute"
     }) {
         return vec![Reason::Taint {
             key: t.key.clone(),
@@ -251,6 +246,20 @@ fn tolerates_unschedulable(pod: &PodSpec) -> bool {
         .any(|t| tolerates(t, &cordon))
 }
 
+/// The first of `taints` that `applies` selects and no toleration tolerates (as
+/// Kubernetes' `FindMatchingUntoleratedTaint`).
+pub fn untolerated<'a>(
+    taints: &'a [Taint],
+    tolerations: Option<&[Toleration]>,
+    applies: impl Fn(&Taint) -> bool,
+) -> Option<&'a Taint> {
+    let tolerations = tolerations.unwrap_or_default();
+    taints
+        .iter()
+        .filter(|t| applies(t))
+        .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
+}
+
 /// Whether a toleration matches a taint (empty key with Exists matches all).
 pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
     let effect_ok = tol
@@ -270,7 +279,9 @@ pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
     effect_ok && key_ok && value_ok
 }
 
-fn matches_affinity(pod: &PodSpec, node: &NodeInfo) -> bool {
+/// The NodeAffinity filter: the pod's nodeSelector and its required node affinity
+/// (terms ORed, expressions and fields within a term ANDed) both hold on `node`.
+pub fn matches_affinity(pod: &PodSpec, node: &NodeInfo) -> bool {
     let selector_ok = pod
         .node_selector
         .iter()

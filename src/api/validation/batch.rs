@@ -340,35 +340,7 @@ pub fn cron_job(cj: &Value) -> Vec<FieldError> {
     }
     errs.extend(nonnegative(spec, "startingDeadlineSeconds", &sp));
     if let Some(tz) = spec.get("timeZone").and_then(Value::as_str) {
-        let valid_part = |p: &str| {
-            !p.is_empty()
-                && p.len() <= 14
-                && p != "."
-                && p != ".."
-                && !p.starts_with('-')
-                && p.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b".-_+".contains(&c))
-        };
-        if tz.is_empty() {
-            errs.push(FieldError::new(
-                super::ErrorKind::TooShort,
-                sp.child("timeZone"),
-                Some(Value::from("")),
-                "must be at least 1 character",
-            ));
-        } else if !tz.split('/').all(valid_part) {
-            errs.push(FieldError::invalid(
-                sp.child("timeZone"),
-                tz,
-                format!("unknown time zone {tz}"),
-            ));
-        } else if tz.eq_ignore_ascii_case("Local") {
-            errs.push(FieldError::invalid(
-                sp.child("timeZone"),
-                tz,
-                "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
-            ));
-        }
+        errs.extend(time_zone(tz, &sp.child("timeZone")));
     }
     match s(spec, "concurrencyPolicy") {
         "" => errs.push(FieldError::required(sp.child("concurrencyPolicy"), "")),
@@ -402,6 +374,54 @@ pub fn cron_job(cj: &Value) -> Vec<FieldError> {
     }
     errs.extend(nonnegative(spec, "successfulJobsHistoryLimit", &sp));
     errs.extend(nonnegative(spec, "failedJobsHistoryLimit", &sp));
+    errs
+}
+
+/// `validateTimeZone`: an IANA name (parts of `[A-Za-z.-_0-9+]{1,14}`, not `.`,
+/// `..` or starting with `-`), not `Local`, and one the time zone database knows
+/// (as Go's `time.LoadLocation`, case-sensitively).
+fn time_zone(tz: &str, path: &Path) -> Vec<FieldError> {
+    if tz.is_empty() {
+        return vec![FieldError::invalid(
+            path.clone(),
+            tz,
+            "timeZone must be nil or non-empty string",
+        )];
+    }
+    let valid_part = |p: &str| {
+        (1..=14).contains(&p.len())
+            && p != "."
+            && p != ".."
+            && !p.starts_with('-')
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-_+".contains(&c))
+    };
+    if !tz.split('/').all(valid_part) {
+        return vec![FieldError::invalid(
+            path.clone(),
+            tz,
+            format!("unknown time zone {tz}"),
+        )];
+    }
+    let mut errs = Vec::new();
+    if tz.eq_ignore_ascii_case("Local") {
+        errs.push(FieldError::invalid(
+            path.clone(),
+            tz,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ));
+    }
+    // Go's LoadLocation knows "UTC" and "Local" without a database.
+    let known = tz == "UTC"
+        || tz == "Local"
+        || jiff::tz::TimeZone::get(tz).is_ok_and(|z| z.iana_name() == Some(tz));
+    if !known {
+        errs.push(FieldError::invalid(
+            path.clone(),
+            tz,
+            format!("unknown time zone {tz}"),
+        ));
+    }
     errs
 }
 

@@ -437,6 +437,36 @@ fn a_cronjob_schedule_is_required_and_parsed() {
 }
 
 #[test]
+fn a_cronjob_time_zone_must_be_a_known_iana_name() {
+    let cj = |tz: &str| json!({"metadata": {"name": "c", "namespace": "default"}, "spec": {"schedule": "0 9 * * *", "timeZone": tz, "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+    assert!(create("batch", "CronJob", cj("Europe/Berlin")).is_empty());
+    assert!(create("batch", "CronJob", cj("Etc/UTC")).is_empty());
+    assert_eq!(
+        create("batch", "CronJob", cj("Mars/Olympus")),
+        vec!["spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus"]
+    );
+    assert_eq!(
+        create("batch", "CronJob", cj("europe/berlin")),
+        vec!["spec.timeZone: Invalid value: \"europe/berlin\": unknown time zone europe/berlin"],
+        "case matters, as for Go's LoadLocation"
+    );
+    assert_eq!(
+        create("batch", "CronJob", cj("")),
+        vec!["spec.timeZone: Invalid value: \"\": timeZone must be nil or non-empty string"]
+    );
+    assert_eq!(
+        create("batch", "CronJob", cj("../etc/passwd")),
+        vec!["spec.timeZone: Invalid value: \"../etc/passwd\": unknown time zone ../etc/passwd"]
+    );
+    assert_eq!(
+        create("batch", "CronJob", cj("Local")),
+        vec![
+            "spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"
+        ]
+    );
+}
+
+#[test]
 fn a_pvc_needs_access_modes_and_a_storage_request() {
     let pvc = json!({"metadata": {"name": "c", "namespace": "default"}, "spec": {}});
     assert_eq!(
