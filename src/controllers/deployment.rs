@@ -28,6 +28,9 @@ const MAX: &str = "deployment.kubernetes.io/max-replicas";
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 const HASH: &str = "pod-template-hash";
 
+/// How often a Recreate rollout looks whether the old pods are gone.
+const RECREATE_POLL: Duration = Duration::from_millis(500);
+
 /// What the reconciler needs.
 pub(crate) struct Context {
     client: kube::Client,
@@ -271,9 +274,12 @@ async fn sync(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
         replicas,
         surge,
     };
+    let mut old_pods_terminating = false;
     if !paused && let Some(new) = &new_rs {
         if recreate {
-            scaler.recreate(new, &old, &ctx.client, &ns).await?;
+            // Nothing wakes this controller when the old pods finish terminating
+            // (it watches ReplicaSets), so it looks again soon.
+            old_pods_terminating = scaler.recreate(new, &old, &ctx.client, &ns).await?;
         } else {
             scaler.roll(new, &old, unavailable).await?;
         }
@@ -316,6 +322,11 @@ async fn sync(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
         )
         .await?;
     }
+    let wait = if old_pods_terminating {
+        Some(wait.map_or(RECREATE_POLL, |w| w.min(RECREATE_POLL)))
+    } else {
+        wait
+    };
     Ok(Action::requeue(wait.unwrap_or(Duration::from_secs(300))))
 }
 
@@ -476,7 +487,7 @@ impl Scaler<'_> {
         old: &[ReplicaSet],
         client: &kube::Client,
         ns: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         for rs in old.iter().filter(|rs| spec_replicas(rs) > 0) {
             self.scale(rs, 0).await?;
         }
@@ -494,7 +505,7 @@ impl Scaler<'_> {
         if !old_pods_left {
             self.scale(new, self.replicas).await?;
         }
-        Ok(())
+        Ok(old_pods_left)
     }
 }
 
