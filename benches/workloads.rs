@@ -159,7 +159,16 @@ async fn main() {
     }
     let replicas = env_usize("BENCH_REPLICAS", 100);
     let objects = env_usize("BENCH_OBJECTS", 1000);
-    let cluster = minke::Cluster::builder().start().await.expect("cluster");
+    // Room for every pod the benchmark makes (a node takes 1 000 by default).
+    let capacity = minke::kubelet::node::Capacity {
+        pods: u32::try_from(objects + replicas * 2 + 100).expect("pod count"),
+        ..minke::kubelet::node::Capacity::of_host()
+    };
+    let cluster = minke::Cluster::builder()
+        .node_capacity(capacity)
+        .start()
+        .await
+        .expect("cluster");
     let client = cluster.client();
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let n = i32::try_from(replicas).expect("replicas");
