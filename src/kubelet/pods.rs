@@ -201,10 +201,24 @@ pub(super) async fn finish_deletion(client: &kube::Client, pod: &Pod) {
         }),
         ..DeleteParams::default()
     };
-    if let Err(e) = api.delete(name, &params).await {
-        tracing::debug!(pod = %name, error = %e, "finishing the pod's deletion");
+    // A failed attempt must not leave the pod Terminating for ever: try again,
+    // unless it is gone or replaced (404, or 409 from the uid precondition).
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..FINISH_ATTEMPTS {
+        match api.delete(name, &params).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
+
+/// How often the kubelet tries to delete a stopped pod before leaving it.
+const FINISH_ATTEMPTS: usize = 10;
 
 fn on_delete(k: &Kubelet, pod: &Pod) {
     let id = uid(pod);
