@@ -220,6 +220,16 @@ async fn create<K: Replicated>(
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
+    report_creates(&ctx.recorder, about.as_ref(), results).await
+}
+
+/// Record `SuccessfulCreate` / `FailedCreate` for each pod creation, as the
+/// ReplicaSet and DaemonSet controllers word them; returns the first failure.
+pub(crate) async fn report_creates(
+    recorder: &Recorder,
+    about: Option<&Involved>,
+    results: Vec<Result<Pod, kube::Error>>,
+) -> Option<String> {
     let mut failure = None;
     for r in results {
         let (kind, reason, message) = match r {
@@ -234,8 +244,8 @@ async fn create<K: Replicated>(
                 (Kind::Warning, "FailedCreate", message)
             }
         };
-        if let Some(about) = &about {
-            ctx.recorder.record(about, kind, reason, message).await;
+        if let Some(about) = about {
+            recorder.record(about, kind, reason, message).await;
         }
     }
     failure

@@ -72,28 +72,7 @@ impl Apply<'_> {
                 .buffer_unordered(PARALLEL)
                 .collect()
                 .await;
-        let mut failure = None;
-        for r in results {
-            let (kind, reason, message) = match r {
-                Ok(p) => (
-                    Kind::Normal,
-                    "SuccessfulCreate",
-                    format!("Created pod: {}", p.name_any()),
-                ),
-                Err(e) => {
-                    let message = format!(
-                        "Error creating: {}",
-                        crate::controllers::replicaset::api_message(&e)
-                    );
-                    failure.get_or_insert(message.clone());
-                    (Kind::Warning, "FailedCreate", message)
-                }
-            };
-            if let Some(a) = self.about {
-                self.recorder.record(a, kind, reason, message).await;
-            }
-        }
-        failure
+        crate::controllers::replicaset::report_creates(self.recorder, self.about, results).await
     }
 
     /// Delete the named pods (their uid pinned, so a namesake is never hit).
