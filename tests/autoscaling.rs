@@ -3,7 +3,7 @@
 //! current/target utilization in `kubectl get hpa` and a SuccessfulRescale event,
 //! and scales back down when the load goes away.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Small controllers with the real kubectl: the `default` ServiceAccount in every
 //! namespace.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

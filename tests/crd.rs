@@ -1,7 +1,7 @@
 //! CustomResourceDefinitions: their resources are served once created, print their
 //! columns, accept merge patches, and go away with the CRD.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

@@ -3,7 +3,7 @@
 //! Replace, suspend, time zones, too many missed starts, `kubectl create job
 //! --from=cronjob/…`, the `kubectl get cronjob` table and validation messages.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! and extra pods put right, RollingUpdate (with and without surge) watched by
 //! `kubectl rollout status`, history and undo through ControllerRevisions, OnDelete.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

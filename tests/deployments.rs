@@ -2,7 +2,7 @@
 //! every replica ready, rollout history/undo/pause/resume/restart, scaling,
 //! Recreate, and ReplicaSets replacing deleted pods.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! Bad input answers what a real cluster answers, and leaves stored data untouched.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

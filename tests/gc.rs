@@ -6,7 +6,7 @@
 //! The owners and dependents are ConfigMaps, Secrets and ClusterRoles, which no
 //! controller touches, so only the garbage collector acts on them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! Never`, `imagePullSecrets` against an htpasswd-protected registry, and the
 //! `minke image import/ls/rm` command line.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! kubectl reading a fresh and a populated cluster: get in every output format,
 //! selectors, describe, discovery (api-resources, api-versions) and explain.
 
-mod common;
+use crate::common;
 
 use common::{TestCluster, example};
 

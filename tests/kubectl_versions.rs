@@ -1,6 +1,6 @@
 //! Every kubectl from 1.27 to 1.33 reads, applies, explains and watches.
 
-mod common;
+use crate::common;
 
 use common::{TestCluster, example};
 

@@ -1,7 +1,7 @@
 //! kubectl changing objects: edit, client-side and server-side apply, diff, label,
 //! annotate, scale, delete, namespace deletion, and watching changes as they happen.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Pod lifecycle with the real kubectl: graceful deletion (the API server keeps a
 //! bound pod until its kubelet stopped it; unbound pods and `--force` go at once).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

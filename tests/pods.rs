@@ -1,7 +1,7 @@
 //! Pods run as wasm (first slice of the pod runtime): completion and logs, exit codes
 //! and CrashLoopBackOff with previous logs, OOMKilled, and a missing image.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

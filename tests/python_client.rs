@@ -1,6 +1,6 @@
 //! The Python `kubernetes` client against minke (tests/python/list_and_watch.py).
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

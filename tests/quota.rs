@@ -2,7 +2,7 @@
 //! real cluster words them, quota status kept current by the resourcequota
 //! controller, LimitRange defaults in created pods, and race-free concurrent creates.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

@@ -1,6 +1,6 @@
 //! Durability across restarts, the data-dir lock, busy ports, and expired watches.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 

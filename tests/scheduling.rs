@@ -2,7 +2,7 @@
 //! allocation, honour nodeSelector, taints and cordons, and a pod no node fits
 //! shows kube-scheduler's FailedScheduling message, then runs once room frees up.
 
-mod common;
+use crate::common;
 
 use common::TestCluster;
 use minke::kubelet::node::Capacity;

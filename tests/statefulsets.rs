@@ -4,7 +4,7 @@
 //! web-0 survives the pod's deletion; partitioned rolling updates, ControllerRevisions
 //! and `kubectl rollout status|history|undo`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -5,7 +5,7 @@
 //! mount through `..`, absolute paths or host-planted symlinks, no writes to
 //! read-only mounts.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! the scheduler's VolumeBinding messages (unbound immediate claims, missing
 //! claims, volume node affinity conflicts).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

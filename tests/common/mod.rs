@@ -1,6 +1,5 @@
 //! Shared helper for end-to-end tests: a real cluster on an ephemeral port in a temp
 //! dir, and the real `kubectl` run with its own KUBECONFIG and HOME.
-#![allow(dead_code)] // each test binary uses a different part of the helper
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

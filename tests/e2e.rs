@@ -1,0 +1,28 @@
+//! The end-to-end suite: one test binary (linking minke and wasmtime once, not once per
+//! file). Each module starts real clusters and drives them with real clients.
+
+mod common;
+
+mod autoscaling;
+mod cli;
+mod controllers;
+mod crd;
+mod cronjobs;
+mod daemonsets;
+mod deployments;
+mod errors;
+mod gc;
+mod images;
+mod kube_client;
+mod kubectl_read;
+mod kubectl_versions;
+mod kubectl_write;
+mod lifecycle;
+mod pods;
+mod python_client;
+mod quota;
+mod restart;
+mod scheduling;
+mod statefulsets;
+mod volumes;
+mod volumes_pv;
