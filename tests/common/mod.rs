@@ -14,6 +14,20 @@ pub struct TestCluster {
     pub kubeconfig: PathBuf,
 }
 
+/// With `MINKE_TEST_LOG` set (an env-filter such as `minke::kubelet=debug`), the
+/// clusters' logs go to each test's captured output (shown when it fails).
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("MINKE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// The kubectl binary to drive: `$KUBECTL`, else `kubectl` on PATH.
 pub fn kubectl_bin() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
@@ -29,6 +43,7 @@ impl TestCluster {
     pub async fn start_with(
         f: impl FnOnce(minke::ClusterBuilder) -> minke::ClusterBuilder,
     ) -> TestCluster {
+        init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         let cluster = f(Cluster::builder().kubeconfig(&kubeconfig))
