@@ -166,8 +166,10 @@ fn terminate(k: &Arc<Kubelet>, pod: Pod) {
             .and_then(|g| u64::try_from(g).ok())
             .unwrap_or(0),
     );
+    let name = pod.metadata.name.clone().unwrap_or_default();
     match workers.get(&uid(&pod)) {
         Some(w) if !w.task.is_finished() => {
+            tracing::debug!(pod = %name, ?grace, "stopping the pod's containers");
             // A later, shorter grace period wins, as in the kubelet.
             w.stop.send_if_modified(|g| {
                 let shorter = g.is_none_or(|g| grace < g);
@@ -178,6 +180,7 @@ fn terminate(k: &Arc<Kubelet>, pod: Pod) {
             });
         }
         _ => {
+            tracing::debug!(pod = %name, "no running worker: deleting the pod");
             let k = k.clone();
             tokio::spawn(async move { finish_deletion(&k.client, &pod).await });
         }
@@ -206,7 +209,10 @@ pub(super) async fn finish_deletion(client: &kube::Client, pod: &Pod) {
     let mut pause = Duration::from_millis(100);
     for _ in 0..FINISH_ATTEMPTS {
         match api.delete(name, &params).await {
-            Ok(_) => return,
+            Ok(_) => {
+                tracing::debug!(pod = %name, "pod deleted");
+                return;
+            }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
             Err(e) => {
                 tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying");

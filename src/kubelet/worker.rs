@@ -472,7 +472,9 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
             // Containers stop themselves when told; whatever is still busy when the
             // grace period ends (an image pull, say) is stopped hard.
             let grace = (*stopping.borrow()).unwrap_or_default();
-            let _ = tokio::time::timeout(grace, &mut all).await;
+            if tokio::time::timeout(grace, &mut all).await.is_err() {
+                tracing::debug!(pod = %name, ?grace, "containers still busy after the grace period");
+            }
         }
     }
     drop(guards);
