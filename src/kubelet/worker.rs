@@ -343,7 +343,9 @@ async fn serve(
             .await;
     }
     ctx.sandbox.unserve(&server);
+    tracing::debug!(pod = %name, container = %c.name, ?grace, "draining requests");
     server.drain(grace).await;
+    tracing::debug!(pod = %name, container = %c.name, "drained");
     set(&ctx.state, slot, |s| {
         s.state = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now()}});
         s.ready = false;
@@ -472,6 +474,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
             // Containers stop themselves when told; whatever is still busy when the
             // grace period ends (an image pull, say) is stopped hard.
             let grace = (*stopping.borrow()).unwrap_or_default();
+            tracing::debug!(pod = %name, ?grace, "waiting for the containers to stop");
             if tokio::time::timeout(grace, &mut all).await.is_err() {
                 tracing::debug!(pod = %name, ?grace, "containers still busy after the grace period");
             }
@@ -479,6 +482,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
     }
     drop(guards);
     drop(refresher);
+    tracing::debug!(pod = %name, "containers ended");
     if stopping.borrow().is_some() {
         super::pods::finish_deletion(&k.client, &ctx.pod).await;
     }
