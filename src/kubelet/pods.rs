@@ -204,8 +204,9 @@ pub(super) async fn finish_deletion(client: &kube::Client, pod: &Pod) {
         }),
         ..DeleteParams::default()
     };
-    // A failed attempt must not leave the pod Terminating for ever: try again,
-    // unless it is gone or replaced (404, or 409 from the uid precondition).
+    // A failed attempt must not leave the pod Terminating for ever: try again
+    // while this very pod is still there. A 409 is either the uid precondition
+    // (the pod was replaced) or a write that raced ours: look before giving up.
     let mut pause = Duration::from_millis(100);
     for _ in 0..FINISH_ATTEMPTS {
         match api.delete(name, &params).await {
@@ -213,18 +214,28 @@ pub(super) async fn finish_deletion(client: &kube::Client, pod: &Pod) {
                 tracing::debug!(pod = %name, "pod deleted");
                 return;
             }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                match api.get_opt(name).await {
+                    Ok(Some(p)) if p.metadata.uid == pod.metadata.uid => {
+                        tracing::debug!(pod = %name, message = %s.message, "deleting the pod raced a write; retrying");
+                    }
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying"),
+                }
+            }
             Err(e) => {
                 tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
+    tracing::warn!(pod = %name, "gave up deleting the stopped pod");
 }
 
 /// How often the kubelet tries to delete a stopped pod before leaving it.
-const FINISH_ATTEMPTS: usize = 10;
+const FINISH_ATTEMPTS: usize = 60;
 
 fn on_delete(k: &Kubelet, pod: &Pod) {
     let id = uid(pod);
