@@ -79,6 +79,8 @@ pub struct ClusterBuilder {
     garbage_collector: bool,
     cronjob_clock: crate::controllers::cronjob::Clock,
     autoscaler_sync_period: Duration,
+    pod_egress: crate::net::Egress,
+    node_address: std::net::IpAddr,
 }
 
 impl Default for ClusterBuilder {
@@ -98,6 +100,8 @@ impl Default for ClusterBuilder {
             garbage_collector: true,
             cronjob_clock: crate::controllers::cronjob::Clock::system(),
             autoscaler_sync_period: controllers::autoscaler::SYNC_PERIOD,
+            pod_egress: crate::net::Egress::Allow,
+            node_address: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 }
@@ -217,6 +221,21 @@ impl ClusterBuilder {
     #[must_use]
     pub fn autoscaler_sync_period(mut self, every: Duration) -> Self {
         self.autoscaler_sync_period = every;
+        self
+    }
+
+    /// Whether pods may reach addresses outside the cluster (allowed by default,
+    /// as in Kubernetes).
+    pub fn pod_egress(mut self, egress: crate::net::Egress) -> Self {
+        self.pod_egress = egress;
+        self
+    }
+
+    /// The host address NodePorts and LoadBalancer ports listen on (default
+    /// 127.0.0.1). Any 127.x.y.z works on Linux, so parallel clusters can each
+    /// take their own.
+    pub fn node_address(mut self, ip: std::net::IpAddr) -> Self {
+        self.node_address = ip;
         self
     }
 
@@ -363,6 +382,16 @@ impl ClusterBuilder {
             .node_capacity
             .clone()
             .unwrap_or_else(crate::kubelet::node::Capacity::of_host);
+        // The pod network: Services' data path, and the host ports they ask for.
+        let network = crate::net::Network::new(self.pod_egress);
+        tasks.spawn(with_shutdown(
+            shutdown.clone(),
+            crate::net::services::run(client.clone(), network.clone()),
+        ));
+        tasks.spawn(with_shutdown(
+            shutdown.clone(),
+            crate::net::bridge::run(network.clone(), client.clone(), self.node_address),
+        ));
         let base = bootstrap::node_name();
         for index in 0..self.nodes {
             let node = match index {
@@ -392,6 +421,7 @@ impl ClusterBuilder {
                         restart: self.restart_backoff,
                     },
                     host_path_root: host_path_root.clone(),
+                    network: network.clone(),
                 },
             );
             api.nodes().register(
@@ -506,6 +536,7 @@ impl ClusterBuilder {
             addr,
             server,
             creds,
+            network,
             shutdown,
             tasks,
             kubeconfig: self.kubeconfig,
@@ -549,6 +580,14 @@ impl Drop for Logs {
     }
 }
 
+/// Run `f` until `shutdown` fires.
+async fn with_shutdown(shutdown: CancellationToken, f: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        () = f => {}
+        () = shutdown.cancelled() => {}
+    }
+}
+
 /// Where a data dir keeps its images (`minke image` and the kubelet share it).
 pub fn images_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("images")
@@ -570,6 +609,7 @@ pub struct Cluster {
     kubeconfig: Option<PathBuf>,
     context: String,
     ready_in: Duration,
+    network: crate::net::Network,
     released: store::Released,
     _logs: Logs,
     /// Cancels everything when the cluster is dropped without `shutdown`.
@@ -588,6 +628,11 @@ impl Cluster {
     /// A builder with the defaults documented on [`ClusterBuilder`].
     pub fn builder() -> ClusterBuilder {
         ClusterBuilder::default()
+    }
+
+    /// The cluster's pod network.
+    pub fn network(&self) -> &crate::net::Network {
+        &self.network
     }
 
     /// The address the API listens on.

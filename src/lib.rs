@@ -15,6 +15,7 @@ pub mod controllers;
 pub mod events;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod net;
 pub mod pki;
 pub mod scheduler;
 pub mod store;

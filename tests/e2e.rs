@@ -18,6 +18,7 @@ mod kubectl_read;
 mod kubectl_versions;
 mod kubectl_write;
 mod lifecycle;
+mod network;
 mod pods;
 mod python_client;
 mod quota;

@@ -52,6 +52,8 @@ pub struct Kubelet {
     pub host_path_root: Option<PathBuf>,
     /// Reports this kubelet's events (repeats aggregated).
     pub recorder: crate::events::Recorder,
+    /// The cluster's pod network.
+    pub network: crate::net::Network,
     workers: Mutex<HashMap<String, Worker>>,
 }
 
@@ -70,6 +72,8 @@ pub struct Config {
     pub backoff: Backoff,
     /// The dir hostPath volumes must stay under.
     pub host_path_root: Option<PathBuf>,
+    /// The cluster's pod network.
+    pub network: crate::net::Network,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -99,6 +103,7 @@ impl Kubelet {
             images: config.images,
             backoff: config.backoff,
             host_path_root: config.host_path_root,
+            network: config.network,
             workers: Mutex::new(HashMap::new()),
         })
     }
@@ -215,15 +220,15 @@ pub(super) async fn finish_deletion(client: &kube::Client, pod: &Pod) {
                 return;
             }
             Err(kube::Error::Api(s)) if s.code == 404 => return,
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                match api.get_opt(name).await {
-                    Ok(Some(p)) if p.metadata.uid == pod.metadata.uid => {
-                        tracing::debug!(pod = %name, message = %s.message, "deleting the pod raced a write; retrying");
-                    }
-                    Ok(_) => return,
-                    Err(e) => tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying"),
+            Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(name).await {
+                Ok(Some(p)) if p.metadata.uid == pod.metadata.uid => {
+                    tracing::debug!(pod = %name, message = %s.message, "deleting the pod raced a write; retrying");
                 }
-            }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying")
+                }
+            },
             Err(e) => {
                 tracing::warn!(pod = %name, error = %e, "finishing the pod's deletion; retrying");
             }

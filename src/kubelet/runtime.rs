@@ -4,7 +4,8 @@
 //! stdio and memory limit.
 //!
 //! Guests get only what the spec grants: no preopened dirs, no inherited env, args or
-//! stdio, no network (sockets come with the virtual pod network).
+//! stdio; their sockets, name lookups and outgoing HTTP go through the pod's place
+//! in the virtual network ([`crate::net`]), and nowhere without one.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -85,6 +86,8 @@ pub struct Context {
     pub usage: Arc<Usage>,
     /// Host dirs the guest sees (its volumes); nothing else of the host is visible.
     pub mounts: Vec<super::volumes::Mount>,
+    /// The pod's network (sockets, name lookups, outgoing HTTP).
+    pub net: Option<crate::net::PodNet>,
 }
 
 /// One run: the context plus stdio.
@@ -144,6 +147,8 @@ pub struct Guest {
     http: WasiHttpCtx,
     table: ResourceTable,
     limit: MemoryLimit,
+    net: Option<crate::net::PodNet>,
+    hooks: crate::net::http::PodHttp,
 }
 
 impl WasiHttpView for Guest {
@@ -151,7 +156,7 @@ impl WasiHttpView for Guest {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -178,6 +183,14 @@ impl Parts {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(e.to_string()))?;
+        // TCP and name lookups over the pod network, in place of host sockets.
+        crate::net::sockets::add_to_linker(&mut linker, |g: &mut Guest| {
+            crate::net::sockets::PodSockets {
+                table: &mut g.table,
+                pod: g.net.as_ref(),
+            }
+        })
+        .map_err(|e| Error::Engine(e.to_string()))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(e.to_string()))?;
         let mut core_linker = wasmtime::Linker::new(&engine);
@@ -360,10 +373,7 @@ impl Runtime {
             .args(&ctx.argv)
             .envs(&ctx.env)
             .stdout(stdout)
-            .stderr(stderr)
-            // Name lookups and outgoing HTTP reach the host's network until the
-            // virtual pod network lands; raw sockets stay closed.
-            .allow_ip_name_lookup(true);
+            .stderr(stderr);
         if let Some(stdin) = stdin {
             builder.stdin(stdin);
         }
@@ -396,6 +406,10 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limit: MemoryLimit::new(ctx.memory_limit, ctx.usage.clone()),
+            net: ctx.net.clone(),
+            hooks: crate::net::http::PodHttp {
+                pod: ctx.net.clone(),
+            },
         };
         let mut store = Store::new(&self.parts()?.engine, guest);
         store.limiter(|g| &mut g.limit);

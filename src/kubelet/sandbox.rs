@@ -31,6 +31,9 @@ pub struct Sandbox {
     pub labels: std::collections::BTreeMap<String, String>,
     prepared: Mutex<HashMap<String, Prepared>>,
     servers: Mutex<HashMap<u16, Arc<HttpServer>>>,
+    /// The pod's place in the network, and the listeners serving its ports there.
+    net: Mutex<Option<crate::net::PodNet>>,
+    listeners: Mutex<Listeners>,
     usage: Mutex<Vec<(String, Arc<Usage>)>>,
 }
 
@@ -57,19 +60,57 @@ impl Sandbox {
         self.prepared.lock().ok()?.get(container).cloned()
     }
 
-    /// Serve HTTP on `ports` of the pod with `server`.
+    /// Give the pod its place in the network (its ports are served there).
+    pub fn attach(&self, net: crate::net::PodNet) {
+        if let Ok(mut n) = self.net.lock() {
+            *n = Some(net);
+        }
+    }
+
+    /// Serve HTTP on `ports` of the pod with `server`: through the kubelet (pod
+    /// proxy) and on the pod's IP in the network.
     pub fn serve(&self, ports: &[u16], server: &Arc<HttpServer>) {
         if let Ok(mut m) = self.servers.lock() {
             for p in ports {
                 m.insert(*p, server.clone());
             }
         }
+        let net = self.net.lock().ok().and_then(|n| n.clone());
+        let (Some(net), Ok(mut listeners)) = (net, self.listeners.lock()) else {
+            return;
+        };
+        for p in ports {
+            let at = std::net::SocketAddr::from(([0, 0, 0, 0], *p));
+            match net.listen(at) {
+                Ok(l) => {
+                    let task = tokio::spawn(super::serve::listen(l, server.clone()));
+                    if let Some(old) = listeners.0.insert(*p, task.abort_handle()) {
+                        old.abort();
+                    }
+                }
+                Err(e) => tracing::warn!(pod = %self.name, port = p, error = %e, "cannot listen"),
+            }
+        }
     }
 
     /// Stop routing to `server`.
     pub fn unserve(&self, server: &Arc<HttpServer>) {
+        let mut gone = Vec::new();
         if let Ok(mut m) = self.servers.lock() {
-            m.retain(|_, s| !Arc::ptr_eq(s, server));
+            m.retain(|p, s| {
+                let keep = !Arc::ptr_eq(s, server);
+                if !keep {
+                    gone.push(*p);
+                }
+                keep
+            });
+        }
+        if let Ok(mut listeners) = self.listeners.lock() {
+            for p in gone {
+                if let Some(task) = listeners.0.remove(&p) {
+                    task.abort();
+                }
+            }
         }
     }
 
@@ -94,6 +135,18 @@ impl Sandbox {
     /// Every container's usage account, in the order they were created.
     pub fn usages(&self) -> Vec<(String, Arc<Usage>)> {
         self.usage.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+}
+
+/// The tasks serving a pod's ports in the network, stopped when dropped.
+#[derive(Default)]
+struct Listeners(HashMap<u16, tokio::task::AbortHandle>);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (_, task) in self.0.drain() {
+            task.abort();
+        }
     }
 }
 

@@ -144,3 +144,44 @@ impl HttpServer {
         let _ = tokio::time::timeout(grace, self.inflight.wait()).await;
     }
 }
+
+/// Serve HTTP/1.1 with `server` on every connection `listener` (the pod's port
+/// in the network) accepts, until the task is dropped.
+pub async fn listen(mut listener: crate::net::Listener, server: Arc<HttpServer>) {
+    while let Some(conn) = listener.accept().await {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&server, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(conn.stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(peer = %conn.peer, error = %e, "pod HTTP connection");
+            }
+        });
+    }
+}
+
+/// The guest's response, or the error a proxy in front of it would give.
+async fn respond(
+    server: &HttpServer,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<HyperOutgoingBody> {
+    let (status, message) = match server.handle(req).await {
+        Ok(resp) => return resp,
+        Err(ServeError::Closed) => (503, "the container is shutting down\n".to_string()),
+        Err(ServeError::Guest(e)) => (500, format!("{e}\n")),
+    };
+    let body = http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
+        http_body_util::Full::new(Bytes::from(message)),
+        |never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} },
+    ));
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp
+}

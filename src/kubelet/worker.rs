@@ -69,6 +69,7 @@ struct PodCtx {
     /// Set (to the grace period) when the pod is being deleted.
     stopping: watch::Receiver<Option<Duration>>,
     sandbox: Arc<Sandbox>,
+    net: Option<crate::net::PodNet>,
 }
 
 /// Resolves once the pod is being deleted.
@@ -88,6 +89,7 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
         volumes,
         stopping,
         sandbox,
+        net,
     } = &*ctx;
     let (k, pod, api, policy) = (k.clone(), pod, api, policy.clone());
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -172,6 +174,7 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
             cpu_limit: cpu_limit(&c),
             usage: sandbox.usage(&c.name),
             mounts,
+            net: net.clone(),
         },
     };
     sandbox.prepare(&c.name, prepared.clone());
@@ -381,6 +384,19 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
     ));
     let volumes = Arc::new(Volumes::new(&pod, &pod_dir, k.host_path_root.as_deref()));
     let sandbox = Arc::new(Sandbox::new(&pod));
+    // The pod's place in the network: its IP answers while the worker runs.
+    let net = lease.as_ref().map(|l| {
+        k.network.attach(
+            std::net::IpAddr::V4(l.ip()),
+            crate::net::PodInfo {
+                namespace: ns.clone(),
+                name: name.clone(),
+            },
+        )
+    });
+    if let Some(n) = &net {
+        sandbox.attach(n.clone());
+    }
     let _registered = k.sandboxes.open(&uid(&pod), sandbox.clone());
     // Volumes must be in place before any container starts; a missing ConfigMap,
     // Secret or bound claim, or a refused hostPath, keeps the pod in
@@ -433,6 +449,7 @@ pub async fn run(k: Arc<Kubelet>, pod: Pod, stopping: watch::Receiver<Option<Dur
         volumes: volumes.clone(),
         stopping: stopping.clone(),
         sandbox,
+        net,
     });
     // Init containers first, one at a time, each until it succeeds.
     let init = async {

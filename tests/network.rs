@@ -1,0 +1,159 @@
+//! The pod network end to end: a toolbox pod's `wget` reaches echo pods by pod IP
+//! and through a Service's ClusterIP (balanced over its endpoints); the host
+//! reaches the Service on its NodePort; with `--pod-egress=deny` the outside is
+//! closed to pods.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::common::TestCluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: &str = "--timeout=120s";
+
+/// A loopback address of its own, so parallel clusters' NodePorts never clash.
+fn node_address() -> IpAddr {
+    let n = std::process::id() ^ u32::from(rand_byte()) << 8;
+    IpAddr::from([127, 77, (n >> 8) as u8, (n as u8).max(2)])
+}
+
+fn rand_byte() -> u8 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (t >> 10) as u8
+}
+
+/// `GET path` over plain HTTP/1.0; the response body.
+async fn http_get(at: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: web\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("response");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
+}
+
+/// Run `wget -qO- URL` in a toolbox pod; its output once it ends, and whether it
+/// succeeded.
+async fn wget(c: &TestCluster, pod: &str, url: &str) -> (bool, String) {
+    c.ok(&[
+        "run",
+        pod,
+        "--image=minke/toolbox",
+        "--restart=Never",
+        "--",
+        "wget",
+        "-qO-",
+        url,
+    ])
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let phase = loop {
+        let p = c
+            .ok(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"])
+            .await;
+        if p == "Succeeded" || p == "Failed" {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "pod {pod} still {p}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let logs = c.ok(&["logs", pod]).await;
+    (phase == "Succeeded", logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
+    let node = node_address();
+    let c = TestCluster::start_with(|b| b.node_address(node)).await;
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=minke/echo",
+        "--replicas=2",
+    ])
+    .await;
+    c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
+    let ips = c
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].status.podIP}",
+        ])
+        .await;
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+
+    // Pod to pod, by IP.
+    let (ok, out) = wget(&c, "direct", &format!("http://{}:8080/hello", ips[0])).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("path: /hello"), "{out}");
+    assert!(out.contains("pod: web-"), "{out}");
+
+    // A Service (its endpoints given by hand) on a ClusterIP and a NodePort.
+    let endpoints: Vec<String> = ips
+        .iter()
+        .map(|ip| format!("{{\"addresses\": [\"{ip}\"], \"conditions\": {{\"ready\": true}}}}"))
+        .collect();
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"{{"apiVersion": "v1", "kind": "List", "items": [
+  {{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "web"}},
+    "spec": {{"type": "NodePort", "clusterIP": "10.96.50.50",
+              "ports": [{{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}}]}}}},
+  {{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    "metadata": {{"name": "web-manual", "labels": {{"kubernetes.io/service-name": "web"}}}},
+    "addressType": "IPv4",
+    "ports": [{{"name": "http", "port": 8080, "protocol": "TCP"}}],
+    "endpoints": [{}]}}
+]}}"#,
+            endpoints.join(", ")
+        ),
+    )
+    .await;
+    let (ok, out) = wget(&c, "via-service", "http://10.96.50.50/").await;
+    assert!(ok, "{out}");
+    assert!(out.contains("pod: web-"), "{out}");
+
+    // From the host, on the NodePort: answered by both pods in turn.
+    let at = SocketAddr::new(node, 30080);
+    let mut answered = BTreeSet::new();
+    for _ in 0..40 {
+        if answered.len() == 2 {
+            break;
+        }
+        match tokio::net::TcpStream::connect(at).await {
+            Ok(_) => {
+                let body = http_get(at, "/").await;
+                if let Some(pod) = body.lines().find_map(|l| l.strip_prefix("pod: ")) {
+                    answered.insert(pod.to_string());
+                }
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+    assert_eq!(answered.len(), 2, "NodePort answers came from {answered:?}");
+
+    // No endpoints: refused at once.
+    c.ok(&["delete", "endpointslice", "web-manual"]).await;
+    let (ok, out) = wget(&c, "no-endpoints", "http://10.96.50.50/").await;
+    assert!(!ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_deny_closes_the_outside_to_pods() {
+    let c = TestCluster::start_with(|b| b.pod_egress(minke::net::Egress::Deny)).await;
+    let (ok, out) = wget(&c, "out", "http://192.0.2.1/").await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("wget:"), "{out}");
+}
