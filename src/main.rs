@@ -50,6 +50,12 @@ struct UpArgs {
     /// How many virtual nodes to run (1-16), each with its own kubelet.
     #[arg(long, env = "MINKE_NODES", default_value_t = 1)]
     nodes: usize,
+    /// Whether pods may reach addresses outside the cluster: allow or deny.
+    #[arg(long, env = "MINKE_POD_EGRESS", default_value = "allow")]
+    pod_egress: minke::net::Egress,
+    /// The host address NodePort and LoadBalancer Services listen on.
+    #[arg(long, env = "MINKE_NODE_ADDRESS", default_value = "127.0.0.1")]
+    node_address: std::net::IpAddr,
 }
 
 #[derive(clap::Args)]
@@ -110,7 +116,10 @@ async fn up(args: UpArgs) -> Result<()> {
     if !args.in_memory {
         builder = builder.data_dir(data_dir(args.data_dir)?);
     }
-    builder = builder.nodes(args.nodes);
+    builder = builder
+        .nodes(args.nodes)
+        .pod_egress(args.pod_egress)
+        .node_address(args.node_address);
     if let Some(root) = args.host_path_root {
         builder = builder.host_path_root(root);
     }
