@@ -319,13 +319,24 @@ async fn remove_with_services(client: kube::Client) {
     }
 }
 
+/// Delete `ns/name`'s Endpoints unless a Service of that name exists again (it may
+/// have been re-created since the event, or since the listing).
 async fn delete_endpoints(client: &kube::Client, ns: &str, name: &str) {
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    match services.get_opt(name).await {
+        Ok(None) => {}
+        Ok(Some(_)) => return,
+        Err(e) => {
+            tracing::debug!(service = %format!("{ns}/{name}"), error = %e, "checking for the service");
+            return;
+        }
+    }
     let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => tracing::debug!(endpoints = %format!("{ns}/{name}"), "deleted with its service"),
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => {
-            tracing::warn!(endpoints = %format!("{ns}/{name}"), error = %e, "deleting endpoints")
+            tracing::warn!(endpoints = %format!("{ns}/{name}"), error = %e, "deleting endpoints");
         }
     }
 }
