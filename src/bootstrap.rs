@@ -1,10 +1,17 @@
-//! What a fresh cluster has: the four namespaces, the `kubernetes` Service and its
-//! Endpoints, and the default StorageClass `standard` (minke's local-path
-//! provisioner, binding when the first pod is scheduled, as kind's). Created
-//! through the API like any client; an object a user deleted comes back at the
-//! next start, as the addon manager of kind and minikube does.
+//! What a fresh cluster has: the four namespaces, the `kubernetes` Service with its
+//! Endpoints and EndpointSlice (the API server's address, refreshed at every start
+//! as kube-apiserver's endpoint reconciler does), the `kube-dns` Service, and the
+//! default StorageClass `standard` (minke's local-path provisioner, binding when
+//! the first pod is scheduled, as kind's). Created through the API like any client;
+//! an object a user deleted comes back at the next start, as the addon manager of
+//! kind and minikube does.
+//!
+//! `kube-dns` has the ClusterIP, ports and labels of kubeadm's and k3s's CoreDNS
+//! Service but no selector: minke answers DNS in-process (`src/dns`), so no pods
+//! back it and no controller writes its endpoints.
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -19,6 +26,39 @@ where
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// The ClusterIP of `kube-dns` (the tenth address of the service range, as kubeadm
+/// and k3s give it).
+pub(crate) const DNS_CLUSTER_IP: &str = "10.96.0.10";
+
+/// Create `kube-dns` in `kube-system`. A data dir where a user Service already took
+/// its address keeps working without it (with a warning), rather than not starting.
+async fn kube_dns(client: &kube::Client) -> Result<(), kube::Error> {
+    let services: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    let svc = json!({
+        "metadata": {
+            "name": "kube-dns",
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+            "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
+        },
+        "spec": {
+            "type": "ClusterIP", "clusterIP": DNS_CLUSTER_IP, "clusterIPs": [DNS_CLUSTER_IP],
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+            ],
+            "sessionAffinity": "None",
+        }
+    });
+    match ensure(&services, svc).await {
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            tracing::warn!(message = %s.message, "kube-dns Service not created");
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -65,6 +105,21 @@ pub(crate) async fn run(
     endpoints
         .patch("kubernetes", &kube::api::PatchParams::default(), &patch)
         .await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [api_host], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]
+    });
+    ensure(&slices, slice.clone()).await?;
+    let patch =
+        kube::api::Patch::Merge(json!({"endpoints": slice["endpoints"], "ports": slice["ports"]}));
+    slices
+        .patch("kubernetes", &kube::api::PatchParams::default(), &patch)
+        .await?;
+    kube_dns(&client).await?;
 
     let classes: Api<StorageClass> = Api::all(client.clone());
     ensure(

@@ -442,6 +442,18 @@ impl ClusterBuilder {
             controllers::replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(client.clone()),
         );
         controllers::spawn(
+            "endpoints",
+            &tasks,
+            shutdown.clone(),
+            controllers::endpoints::run(client.clone()),
+        );
+        controllers::spawn(
+            "endpointslice",
+            &tasks,
+            shutdown.clone(),
+            controllers::endpointslice::run(client.clone()),
+        );
+        controllers::spawn(
             "serviceaccount",
             &tasks,
             shutdown.clone(),

@@ -24,6 +24,7 @@ mod python_client;
 mod quota;
 mod restart;
 mod scheduling;
+mod services;
 mod statefulsets;
 mod volumes;
 mod volumes_pv;

@@ -17,6 +17,7 @@ mod openapi;
 mod request;
 mod response;
 mod serve;
+mod services;
 mod table;
 
 use std::sync::Arc;
@@ -74,7 +75,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
     pub openapi: openapi::Cache,
-    /// Serializes Service creates so ClusterIPs and NodePorts are allocated once.
+    /// Serializes Service creates and updates so ClusterIPs and NodePorts are
+    /// allocated once (held from reading the allocations to storing the object).
     pub allocations: tokio::sync::Mutex<()>,
     /// Serializes quota-charged writes per namespace (check and store as one step).
     pub quota_locks: admission::QuotaLocks,

@@ -194,6 +194,9 @@ pub(crate) fn prepare_update(
     if is_daemon_set(rt) {
         daemon_set_template_generation(Some(old), &mut new);
     }
+    if super::services::is_services(rt) {
+        super::services::prepare_update(old, &mut new);
+    }
     new
 }
 

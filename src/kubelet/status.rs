@@ -152,61 +152,75 @@ fn condition(t: &str, ok: bool, reason: Option<&str>, at: &str) -> Value {
     c
 }
 
-pub(super) async fn report(api: &Api<Pod>, name: &str, state: &Mutex<PodState>, policy: &str) {
-    let status = {
-        let Ok(s) = state.lock() else { return };
-        let phase = phase(&s, policy);
-        let initialized = s.initialized();
-        let ready = !s.containers.is_empty() && s.containers.iter().all(|c| c.ready);
-        let done = matches!(phase, "Succeeded" | "Failed");
-        let reason = if done {
-            Some("PodCompleted")
-        } else if ready {
-            None
-        } else {
-            Some("ContainersNotReady")
-        };
-        let at = now();
-        let mut status = json!({
-            "phase": phase,
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "startTime": s.started,
-            "conditions": [
-                condition("PodReadyToStartContainers", true, None, &at),
-                condition(
-                    "Initialized",
-                    initialized,
-                    if !initialized {
-                        Some("ContainersNotInitialized")
-                    } else if done {
-                        Some("PodCompleted")
-                    } else {
-                        None
-                    },
-                    &at,
-                ),
-                condition("Ready", ready, reason, &at),
-                condition("ContainersReady", ready, reason, &at),
-                condition("PodScheduled", true, None, &at),
-            ],
-            "containerStatuses": s.containers.iter().map(ContainerStatus::to_json).collect::<Vec<_>>(),
-        });
-        if let Some(ip) = &s.pod_ip {
-            status["podIP"] = json!(ip);
-            status["podIPs"] = json!([{"ip": ip}]);
-        }
-        if !s.init.is_empty() {
-            status["initContainerStatuses"] = s.init.iter().map(ContainerStatus::to_json).collect();
-        }
-        status
+/// The status `s` reports, stamping transitions with `at`.
+fn build(s: &PodState, policy: &str, at: &str) -> Value {
+    let phase = phase(s, policy);
+    let initialized = s.initialized();
+    let ready = !s.containers.is_empty() && s.containers.iter().all(|c| c.ready);
+    let done = matches!(phase, "Succeeded" | "Failed");
+    let reason = if done {
+        Some("PodCompleted")
+    } else if ready {
+        None
+    } else {
+        Some("ContainersNotReady")
     };
-    let patch = Patch::Merge(json!({"status": status}));
-    if let Err(e) = api
-        .patch_status(name, &PatchParams::default(), &patch)
-        .await
-    {
-        tracing::debug!(pod = %name, error = %e, "reporting pod status");
+    let mut status = json!({
+        "phase": phase,
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "startTime": s.started,
+        "conditions": [
+            condition("PodReadyToStartContainers", true, None, at),
+            condition(
+                "Initialized",
+                initialized,
+                if !initialized {
+                    Some("ContainersNotInitialized")
+                } else if done {
+                    Some("PodCompleted")
+                } else {
+                    None
+                },
+                at,
+            ),
+            condition("Ready", ready, reason, at),
+            condition("ContainersReady", ready, reason, at),
+            condition("PodScheduled", true, None, at),
+        ],
+        "containerStatuses": s.containers.iter().map(ContainerStatus::to_json).collect::<Vec<_>>(),
+    });
+    if let Some(ip) = &s.pod_ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{"ip": ip}]);
+    }
+    if !s.init.is_empty() {
+        status["initContainerStatuses"] = s.init.iter().map(ContainerStatus::to_json).collect();
+    }
+    status
+}
+
+/// Write the pod's status. Container tasks report concurrently, so a write can land
+/// after a newer one; each reporter looks again after its write and writes once
+/// more while the state moved on, so the last write is the newest state (a
+/// container that finished while another started was once left `waiting` for good).
+pub(super) async fn report(api: &Api<Pod>, name: &str, state: &Mutex<PodState>, policy: &str) {
+    let at = now();
+    let current = || state.lock().ok().map(|s| build(&s, policy, &at));
+    let Some(mut status) = current() else { return };
+    for _ in 0..8 {
+        let patch = Patch::Merge(json!({"status": status}));
+        if let Err(e) = api
+            .patch_status(name, &PatchParams::default(), &patch)
+            .await
+        {
+            tracing::debug!(pod = %name, error = %e, "reporting pod status");
+            return;
+        }
+        match current() {
+            Some(now) if now != status => status = now,
+            _ => return,
+        }
     }
 }
 

@@ -224,8 +224,17 @@ pub(crate) fn validate(
     if errors.is_empty() {
         return Ok(());
     }
-    let name = objects::name_of(obj).to_string();
-    let message = validation::invalid_message(&rt.group, &rt.kind, &name, &errors);
+    Err(invalid(&rt.group, &rt.kind, objects::name_of(obj), &errors))
+}
+
+/// One 422 Invalid for `errors` found in the `kind` object `name`.
+pub(crate) fn invalid(
+    group: &str,
+    kind: &str,
+    name: &str,
+    errors: &[validation::FieldError],
+) -> ApiError {
+    let message = validation::invalid_message(group, kind, name, errors);
     let causes = errors
         .iter()
         .map(|e| Cause {
@@ -234,9 +243,7 @@ pub(crate) fn validate(
             field: e.field.clone(),
         })
         .collect();
-    Err(ApiError::invalid(
-        &rt.group, &rt.kind, &name, message, causes,
-    ))
+    ApiError::invalid(group, kind, name, message, causes)
 }
 
 /// Defaults, typed normalization (with the field-validation mode), and validation of

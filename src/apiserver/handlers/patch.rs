@@ -91,7 +91,7 @@ pub(super) async fn patch(s: &Shared, r: Req) -> Result<Response<Body>, ApiError
         }
         validate(&r.rt, &next, Some(&cur))?;
         let _admitted = match r.sub {
-            None => Some(admission::admit_update(s, &r.rt, &cur, &next).await?),
+            None => Some(admission::admit_update(s, &r.rt, &cur, &mut next).await?),
             Some(_) => None,
         };
         match commit_update(s, &r.rt, &key, rv, &cur, next, dry_run).await {

@@ -166,7 +166,7 @@ pub(super) async fn update(s: &Shared, r: Req) -> Result<Response<Body>, ApiErro
         validate(&r.rt, &next, Some(&cur))?;
         // Held until the update is stored (quota is charged atomically).
         let _admitted = match r.sub {
-            None => Some(admission::admit_update(s, &r.rt, &cur, &next).await?),
+            None => Some(admission::admit_update(s, &r.rt, &cur, &mut next).await?),
             Some(_) => None,
         };
         match commit_update(s, &r.rt, &key, rv, &cur, next, dry_run).await {
