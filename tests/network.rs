@@ -99,34 +99,47 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     assert!(out.contains("path: /hello"), "{out}");
     assert!(out.contains("pod: web-"), "{out}");
 
-    // A Service (its endpoints given by hand) on a ClusterIP and a NodePort.
-    let endpoints: Vec<String> = ips
-        .iter()
-        .map(|ip| format!("{{\"addresses\": [\"{ip}\"], \"conditions\": {{\"ready\": true}}}}"))
-        .collect();
-    c.ok_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            r#"{{"apiVersion": "v1", "kind": "List", "items": [
-  {{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "web"}},
-    "spec": {{"type": "NodePort", "clusterIP": "10.96.50.50",
-              "ports": [{{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}}]}}}},
-  {{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-    "metadata": {{"name": "web-manual", "labels": {{"kubernetes.io/service-name": "web"}}}},
-    "addressType": "IPv4",
-    "ports": [{{"name": "http", "port": 8080, "protocol": "TCP"}}],
-    "endpoints": [{}]}}
-]}}"#,
-            endpoints.join(", ")
-        ),
-    )
+    // `kubectl expose`: a ClusterIP balanced over the endpoints, and a NodePort.
+    c.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+        "--type=NodePort",
+    ])
     .await;
-    let (ok, out) = wget(&c, "via-service", "http://10.96.50.50/").await;
+    let vip = c
+        .ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])
+        .await;
+    let node_port: u16 = c
+        .ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .await
+        .parse()
+        .expect("node port");
+    let ready = c
+        .ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        ])
+        .await;
+    assert_eq!(ready.split_whitespace().count(), 2, "{ready}");
+    let (ok, out) = wget(&c, "via-service", &format!("http://{vip}/")).await;
     assert!(ok, "{out}");
     assert!(out.contains("pod: web-"), "{out}");
 
     // From the host, on the NodePort: answered by both pods in turn.
-    let at = SocketAddr::new(node, 30080);
+    let at = SocketAddr::new(node, node_port);
     let mut answered = BTreeSet::new();
     for _ in 0..40 {
         if answered.len() == 2 {
@@ -145,8 +158,10 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     assert_eq!(answered.len(), 2, "NodePort answers came from {answered:?}");
 
     // No endpoints: refused at once.
-    c.ok(&["delete", "endpointslice", "web-manual"]).await;
-    let (ok, out) = wget(&c, "no-endpoints", "http://10.96.50.50/").await;
+    c.ok(&["scale", "deployment", "web", "--replicas=0"]).await;
+    c.ok(&["wait", "--for=delete", "pod", "-l", "app=web", WAIT])
+        .await;
+    let (ok, out) = wget(&c, "no-endpoints", &format!("http://{vip}/")).await;
     assert!(!ok, "{out}");
 }
 
