@@ -184,6 +184,8 @@ async fn main() {
                 &data.display().to_string(),
                 "--kubeconfig",
                 &kubeconfig.display().to_string(),
+                "--dns-listen",
+                "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

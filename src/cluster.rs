@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::registry::Registry;
 use crate::apiserver::{ApiServer, InProcess, Listener, Settings, Tls};
 use crate::store::{self, Store};
-use crate::{bootstrap, controllers, kubeconfig, pki};
+use crate::{bootstrap, controllers, dns, kubeconfig, pki};
 
 /// Why a cluster could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,9 @@ pub enum Error {
     /// Creating the built-in objects failed.
     #[error("bootstrapping the cluster objects: {0}")]
     Bootstrap(String),
+    /// Cluster DNS could not start (e.g. its host listener could not bind).
+    #[error(transparent)]
+    Dns(#[from] dns::Error),
 }
 
 /// Where the cluster keeps its state.
@@ -59,7 +62,9 @@ enum Storage {
 /// kubeconfig written; watch history of 100 000 events; bookmarks every 60 s;
 /// image pull back-off from 10 s (doubling to 5 min); no hostPath volumes allowed
 /// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
-/// collector runs; the CronJob controller reads the system clock. Images are stored
+/// collector runs; the CronJob controller reads the system clock; cluster DNS serves
+/// `cluster.local` in-process only (no host listener) and forwards other names to
+/// the host's `/etc/resolv.conf` nameservers (pod egress allowed). Images are stored
 /// under `DATA/images`, and volumes the local-path provisioner makes for claims
 /// (class `standard`, the default) under `DATA/volumes`; an in-memory cluster keeps
 /// both in its temporary dir.
@@ -81,6 +86,8 @@ pub struct ClusterBuilder {
     autoscaler_sync_period: Duration,
     pod_egress: crate::net::Egress,
     node_address: std::net::IpAddr,
+    dns_listen: Option<SocketAddr>,
+    dns_upstream: Option<Vec<SocketAddr>>,
 }
 
 impl Default for ClusterBuilder {
@@ -102,6 +109,8 @@ impl Default for ClusterBuilder {
             autoscaler_sync_period: controllers::autoscaler::SYNC_PERIOD,
             pod_egress: crate::net::Egress::Allow,
             node_address: std::net::IpAddr::from([127, 0, 0, 1]),
+            dns_listen: None,
+            dns_upstream: None,
         }
     }
 }
@@ -239,6 +248,22 @@ impl ClusterBuilder {
         self
     }
 
+    /// Serve cluster DNS on the host at `addr`, UDP and TCP on the same port (port 0
+    /// picks a free one; [`Cluster::dns_addr`] tells which). Default: no host listener.
+    #[must_use]
+    pub fn dns_listen(mut self, addr: SocketAddr) -> Self {
+        self.dns_listen = Some(addr);
+        self
+    }
+
+    /// The nameservers DNS forwards names outside the cluster to (default: the
+    /// host's `/etc/resolv.conf` ones).
+    #[must_use]
+    pub fn dns_upstream(mut self, servers: Vec<SocketAddr>) -> Self {
+        self.dns_upstream = Some(servers);
+        self
+    }
+
     /// Open the store, bind the port, start the API server and controllers, create the
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
@@ -319,6 +344,23 @@ impl ClusterBuilder {
         bootstrap::run(client.clone(), &host, addr.port())
             .await
             .map_err(|e| Error::Bootstrap(e.to_string()))?;
+        let dns = dns::Dns::start(
+            client.clone(),
+            dns::Config {
+                domain: dns::CLUSTER_DOMAIN.into(),
+                egress: self.pod_egress == crate::net::Egress::Allow,
+                upstream: match &self.dns_upstream {
+                    Some(servers) => dns::Upstream::servers(servers.clone()),
+                    None => dns::Upstream::system(),
+                },
+            },
+            &tasks,
+            shutdown.clone(),
+        )?;
+        let dns_addr = match self.dns_listen {
+            Some(listen) => Some(dns.listen(listen, &tasks, shutdown.clone()).await?),
+            None => None,
+        };
         controllers::spawn(
             "namespace",
             &tasks,
@@ -549,6 +591,8 @@ impl ClusterBuilder {
             server,
             creds,
             network,
+            dns,
+            dns_addr,
             shutdown,
             tasks,
             kubeconfig: self.kubeconfig,
@@ -616,6 +660,8 @@ pub struct Cluster {
     addr: SocketAddr,
     server: String,
     creds: pki::Credentials,
+    dns: dns::Dns,
+    dns_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     kubeconfig: Option<PathBuf>,
@@ -650,6 +696,18 @@ impl Cluster {
     /// The address the API listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The cluster's DNS: resolve names as a pod would ([`dns::Dns::lookup_ip`]) or
+    /// answer wire-format queries ([`dns::Dns::answer`]).
+    pub fn dns(&self) -> &dns::Dns {
+        &self.dns
+    }
+
+    /// Where cluster DNS listens on the host (UDP and TCP), if
+    /// [`ClusterBuilder::dns_listen`] asked for it.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns_addr
     }
 
     /// `https://host:port`.

@@ -56,6 +56,27 @@ struct UpArgs {
     /// The host address NodePort and LoadBalancer Services listen on.
     #[arg(long, env = "MINKE_NODE_ADDRESS", default_value = "127.0.0.1")]
     node_address: std::net::IpAddr,
+    /// Serve cluster DNS on the host here (UDP and TCP), for `dig @127.0.0.1 -p 10053`;
+    /// `off` serves none.
+    #[arg(long, env = "MINKE_DNS_LISTEN", default_value = "127.0.0.1:10053", value_parser = parse_dns_listen)]
+    dns_listen: DnsListen,
+}
+
+/// `--dns-listen`: an address, or `off`.
+#[derive(Clone, Copy)]
+enum DnsListen {
+    Off,
+    On(SocketAddr),
+}
+
+fn parse_dns_listen(value: &str) -> Result<DnsListen, String> {
+    match value {
+        "off" | "none" | "" => Ok(DnsListen::Off),
+        addr => addr
+            .parse()
+            .map(DnsListen::On)
+            .map_err(|e| format!("{e} (want HOST:PORT or off)")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -120,6 +141,9 @@ async fn up(args: UpArgs) -> Result<()> {
         .nodes(args.nodes)
         .pod_egress(args.pod_egress)
         .node_address(args.node_address);
+    if let DnsListen::On(addr) = args.dns_listen {
+        builder = builder.dns_listen(addr);
+    }
     if let Some(root) = args.host_path_root {
         builder = builder.host_path_root(root);
     }
@@ -141,6 +165,9 @@ async fn up(args: UpArgs) -> Result<()> {
         args.context,
         kubeconfig.display()
     );
+    if let Some(dns) = cluster.dns_addr() {
+        println!("DNS: cluster.local on {dns} (UDP and TCP)");
+    }
     wait_for_signal().await?;
     println!("minke: shutting down");
     cluster.shutdown().await;

@@ -21,6 +21,9 @@ fn up(data: &std::path::Path, kubeconfig: &std::path::Path, listen: &str) -> Up 
             &data.display().to_string(),
             "--kubeconfig",
             &kubeconfig.display().to_string(),
+            // Not the default 127.0.0.1:10053: tests run side by side.
+            "--dns-listen",
+            "127.0.0.1:0",
         ])
         .env("HOME", data)
         .stdout(Stdio::piped())
@@ -75,6 +78,11 @@ async fn up_prints_where_it_listens_merges_the_kubeconfig_and_stops_on_sigterm()
             "kubeconfig: context \"minke\" written to {} (current-context)",
             kubeconfig.display()
         )
+    );
+    let dns = line(&mut first).await;
+    assert!(
+        dns.starts_with("DNS: cluster.local on 127.0.0.1:") && dns.ends_with(" (UDP and TCP)"),
+        "{dns}"
     );
     let config = std::fs::read_to_string(&kubeconfig).expect("read");
     assert!(

@@ -10,6 +10,7 @@ mod crd;
 mod cronjobs;
 mod daemonsets;
 mod deployments;
+mod dns;
 mod errors;
 mod gc;
 mod images;
