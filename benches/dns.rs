@@ -77,7 +77,9 @@ async fn create_objects(client: &kube::Client, services: usize) {
                     "spec": {"clusterIP": service_ip(i), "ports": [{"name": "http", "port": 80}]}
                 }))
                 .expect("service");
-                api.create(&PostParams::default(), &svc).await.expect("create service");
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .expect("create service");
             }
         })
         .buffer_unordered(32)
@@ -88,7 +90,9 @@ async fn create_objects(client: &kube::Client, services: usize) {
         "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 80}]}
     }))
     .expect("service");
-    api.create(&PostParams::default(), &headless).await.expect("headless");
+    api.create(&PostParams::default(), &headless)
+        .await
+        .expect("headless");
     let endpoints: Vec<_> = HEADLESS
         .iter()
         .map(|(host, ip)| serde_json::json!({"addresses": [ip], "hostname": host, "conditions": {"ready": true}}))
@@ -173,7 +177,10 @@ async fn start_knot(knotd: &str, dir: &std::path::Path, services: usize) -> Knot
         .expect("knotd");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while dig_short(addr, "svc-0.default.svc.cluster.local", "A").await.is_empty() {
+    while dig_short(addr, "svc-0.default.svc.cluster.local", "A")
+        .await
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "knotd did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -183,11 +190,24 @@ async fn start_knot(knotd: &str, dir: &std::path::Path, services: usize) -> Knot
 async fn dig_short(addr: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
     let out = tokio::process::Command::new("dig")
         .arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), "+time=1", "+tries=1", "+short", name, rtype])
+        .args([
+            "-p",
+            &addr.port().to_string(),
+            "+time=1",
+            "+tries=1",
+            "+short",
+            name,
+            rtype,
+        ])
         .output()
         .await;
     let mut lines: Vec<String> = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     lines.sort();
     lines
@@ -254,7 +274,9 @@ async fn main() {
         ("knotd", knotd.is_some()),
     ] {
         if !found {
-            println!("dns benchmarks: {tool} is not installed: run `MINKE_BENCH=1 scripts/setup.sh`");
+            println!(
+                "dns benchmarks: {tool} is not installed: run `MINKE_BENCH=1 scripts/setup.sh`"
+            );
             return;
         }
     }

@@ -426,6 +426,11 @@ impl ClusterBuilder {
             .unwrap_or_else(crate::kubelet::node::Capacity::of_host);
         // The pod network: Services' data path, and the host ports they ask for.
         let network = crate::net::Network::new(self.pod_egress);
+        network.set_resolver(Arc::new(dns.clone()));
+        tasks.spawn(with_shutdown(
+            shutdown.clone(),
+            crate::net::cluster_dns::serve_tcp(network.clone(), dns.clone()),
+        ));
         tasks.spawn(with_shutdown(
             shutdown.clone(),
             crate::net::services::run(client.clone(), network.clone()),

@@ -137,6 +137,35 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     let (ok, out) = wget(&c, "via-service", &format!("http://{vip}/")).await;
     assert!(ok, "{out}");
     assert!(out.contains("pod: web-"), "{out}");
+    // By name, through the cluster DNS and the pod's search path.
+    for (pod, url) in [
+        ("by-name", "http://web/"),
+        ("by-ns", "http://web.default/"),
+        ("by-fqdn", "http://web.default.svc.cluster.local/"),
+    ] {
+        let (ok, out) = wget(&c, pod, url).await;
+        assert!(ok, "{url}: {out}");
+        assert!(out.contains("pod: web-"), "{url}: {out}");
+    }
+    c.ok(&[
+        "run",
+        "lookup",
+        "--image=minke/toolbox",
+        "--restart=Never",
+        "--",
+        "nslookup",
+        "web",
+    ])
+    .await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/lookup",
+        WAIT,
+    ])
+    .await;
+    let answer = c.ok(&["logs", "lookup"]).await;
+    assert!(answer.contains(&format!("Address: {vip}")), "{answer}");
 
     // From the host, on the NodePort: answered by both pods in turn.
     let at = SocketAddr::new(node, node_port);

@@ -10,6 +10,7 @@
 
 pub mod addr;
 pub mod bridge;
+pub mod cluster_dns;
 pub mod http;
 pub mod services;
 pub mod sockets;
