@@ -177,19 +177,17 @@ pub(crate) fn desired(svc: &Service, pods: &[Pod]) -> Endpoints {
 type PortKey = (String, i32, String, String);
 /// An address as a sortable key (`LessEndpointAddress`: IP as text, then pod UID).
 type AddressKey = (String, String);
+/// The addresses (with readiness) serving one port.
+type Served = BTreeMap<AddressKey, (EndpointAddress, bool)>;
+/// The ports one set of addresses serves, and those addresses.
+type Subset = (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>);
 
 /// `RepackSubsets`: addresses grouped so that each subset holds the ports that
 /// exactly the same addresses (with the same readiness) serve.
 #[derive(Default)]
 struct Packer {
     /// Per port (`None`: the sentinel for port-less endpoints), its addresses.
-    by_port: BTreeMap<
-        Option<PortKey>,
-        (
-            Option<EndpointPort>,
-            BTreeMap<AddressKey, (EndpointAddress, bool)>,
-        ),
-    >,
+    by_port: BTreeMap<Option<PortKey>, (Option<EndpointPort>, Served)>,
 }
 
 impl Packer {
@@ -219,10 +217,7 @@ impl Packer {
 
     fn subsets(self) -> Vec<EndpointSubset> {
         // Invert: the set of (address, readiness) → the ports it serves.
-        let mut by_addresses: BTreeMap<
-            BTreeSet<(AddressKey, bool)>,
-            (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>),
-        > = BTreeMap::new();
+        let mut by_addresses: BTreeMap<BTreeSet<(AddressKey, bool)>, Subset> = BTreeMap::new();
         for (port, addresses) in self.by_port.into_values() {
             let key = addresses
                 .iter()

@@ -109,7 +109,9 @@ fn pod_addresses(pod: &Pod) -> Option<PodAddresses> {
     })
 }
 
-/// One watch event of any of the four kinds.
+/// One watch event of any of the four kinds. Short-lived (one per event, moved
+/// once), so the size difference between variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Change {
     Namespace(Event<Namespace>),
     Service(Event<Service>),
