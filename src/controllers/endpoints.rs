@@ -178,18 +178,19 @@ type PortKey = (String, i32, String, String);
 /// An address as a sortable key (`LessEndpointAddress`: IP as text, then pod UID).
 type AddressKey = (String, String);
 
+/// The addresses serving one port, with their readiness.
+type Serving = BTreeMap<AddressKey, (EndpointAddress, bool)>;
+/// Addresses (with readiness) as a set, the key subsets are packed by.
+type AddressSet = BTreeSet<(AddressKey, bool)>;
+/// One subset being packed: its ports and its addresses with their readiness.
+type Packed = (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>);
+
 /// `RepackSubsets`: addresses grouped so that each subset holds the ports that
 /// exactly the same addresses (with the same readiness) serve.
 #[derive(Default)]
 struct Packer {
     /// Per port (`None`: the sentinel for port-less endpoints), its addresses.
-    by_port: BTreeMap<
-        Option<PortKey>,
-        (
-            Option<EndpointPort>,
-            BTreeMap<AddressKey, (EndpointAddress, bool)>,
-        ),
-    >,
+    by_port: BTreeMap<Option<PortKey>, (Option<EndpointPort>, Serving)>,
 }
 
 impl Packer {
@@ -219,10 +220,7 @@ impl Packer {
 
     fn subsets(self) -> Vec<EndpointSubset> {
         // Invert: the set of (address, readiness) → the ports it serves.
-        let mut by_addresses: BTreeMap<
-            BTreeSet<(AddressKey, bool)>,
-            (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>),
-        > = BTreeMap::new();
+        let mut by_addresses: BTreeMap<AddressSet, Packed> = BTreeMap::new();
         for (port, addresses) in self.by_port.into_values() {
             let key = addresses
                 .iter()

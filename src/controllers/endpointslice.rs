@@ -103,7 +103,7 @@ async fn sync(
     let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
     let mine = format!("{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={CONTROLLER_NAME}");
     let mut existing = api.list(&ListParams::default().labels(&mine)).await?.items;
-    existing.sort_by(|a, b| a.name_any().cmp(&b.name_any()));
+    existing.sort_by_key(ResourceExt::name_any);
     let labels = labels(&svc);
     let owner = pods::owner_ref(&*svc);
     for step in plan(&existing, groups(&svc, &pods)) {

@@ -77,7 +77,7 @@ pub(crate) async fn backing_pods(
                 && (include_terminating || p.metadata.deletion_timestamp.is_none())
         })
         .collect();
-    found.sort_by(|a, b| a.name_any().cmp(&b.name_any()));
+    found.sort_by_key(ResourceExt::name_any);
     Ok(found)
 }
 

@@ -135,7 +135,7 @@ impl Allocations {
                 })?;
                 self.ips.allocate(ip).map_err(|e| {
                     let error = FieldError::invalid(
-                        &Path::new("spec").child("clusterIPs"),
+                        Path::new("spec").child("clusterIPs"),
                         wanted.clone(),
                         format!("failed to allocate IP {asked}: {e}"),
                     );
@@ -217,7 +217,7 @@ impl Allocations {
                 .child("ports")
                 .index(index)
                 .child("nodePort");
-            invalid(svc, &[FieldError::invalid(&field, port, e.to_string())])
+            invalid(svc, &[FieldError::invalid(field, port, e.to_string())])
         })
     }
 
@@ -260,7 +260,7 @@ fn single_stack_errors(svc: &Value, wanted: &[String]) -> Vec<FieldError> {
         .unwrap_or_default();
     if policy == "SingleStack" && wanted.len() == 2 {
         errors.push(FieldError::invalid(
-            &spec.child("ipFamilyPolicy"),
+            spec.child("ipFamilyPolicy"),
             policy,
             "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
         ));
@@ -268,7 +268,7 @@ fn single_stack_errors(svc: &Value, wanted: &[String]) -> Vec<FieldError> {
     for (i, ip) in wanted.iter().enumerate() {
         if matches!(ip.parse::<IpAddr>(), Ok(IpAddr::V6(_))) {
             errors.push(FieldError::invalid(
-                &spec.child("clusterIPs").index(i),
+                spec.child("clusterIPs").index(i),
                 wanted.to_vec(),
                 "IPv6 is not configured on this cluster",
             ));
@@ -279,7 +279,7 @@ fn single_stack_errors(svc: &Value, wanted: &[String]) -> Vec<FieldError> {
     }
     if policy == "RequireDualStack" {
         errors.push(FieldError::invalid(
-            &spec.child("ipFamilyPolicy"),
+            spec.child("ipFamilyPolicy"),
             policy,
             "this cluster is not configured for dual-stack services",
         ));
@@ -287,7 +287,7 @@ fn single_stack_errors(svc: &Value, wanted: &[String]) -> Vec<FieldError> {
     for (i, family) in ip_families(svc).iter().enumerate() {
         if family != "IPv4" {
             errors.push(FieldError::invalid(
-                &spec.child("ipFamilies").index(i),
+                spec.child("ipFamilies").index(i),
                 family.as_str(),
                 "not configured on this cluster",
             ));
