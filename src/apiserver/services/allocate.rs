@@ -217,7 +217,7 @@ impl Allocations {
                 .child("ports")
                 .index(index)
                 .child("nodePort");
-            invalid(svc, &[FieldError::invalid(&field, port, e.to_string())])
+            invalid(svc, &[FieldError::invalid(field, port, e.to_string())])
         })
     }
 
