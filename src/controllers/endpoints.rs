@@ -182,13 +182,6 @@ type Served = BTreeMap<AddressKey, (EndpointAddress, bool)>;
 /// The ports one set of addresses serves, and those addresses.
 type Subset = (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>);
 
-/// The addresses serving one port, with their readiness.
-type Serving = BTreeMap<AddressKey, (EndpointAddress, bool)>;
-/// Addresses (with readiness) as a set, the key subsets are packed by.
-type AddressSet = BTreeSet<(AddressKey, bool)>;
-/// One subset being packed: its ports and its addresses with their readiness.
-type Packed = (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>);
-
 /// `RepackSubsets`: addresses grouped so that each subset holds the ports that
 /// exactly the same addresses (with the same readiness) serve.
 #[derive(Default)]
