@@ -143,7 +143,9 @@ async fn an_indexed_job_gives_each_pod_its_index_and_finished_jobs_expire() {
         "idx",
         "minke/toolbox",
         r#"["env"]"#,
-        r#""completions": 3, "parallelism": 3, "completionMode": "Indexed", "ttlSecondsAfterFinished": 2,"#,
+        // Long enough for the checks below to read the pods under a loaded CI
+        // machine before the TTL controller removes them.
+        r#""completions": 3, "parallelism": 3, "completionMode": "Indexed", "ttlSecondsAfterFinished": 15,"#,
     );
     c.ok_stdin(&["apply", "-f", "-"], &manifest).await;
     c.ok(&[
@@ -181,6 +183,6 @@ async fn an_indexed_job_gives_each_pod_its_index_and_finished_jobs_expire() {
             "{logs}"
         );
     }
-    c.ok(&["wait", "--for=delete", "job/idx", "--timeout=30s"])
+    c.ok(&["wait", "--for=delete", "job/idx", "--timeout=60s"])
         .await;
 }
