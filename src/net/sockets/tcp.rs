@@ -200,6 +200,20 @@ impl PodSockets<'_> {
         Ok(self.table.get_mut(this)?)
     }
 
+    /// Set an option that must not be zero (WASI: `invalid-argument` if it is).
+    fn set_nonzero<V: Default + PartialEq>(
+        &mut self,
+        this: &Resource<TcpSocket>,
+        value: V,
+        field: fn(&mut Options) -> &mut V,
+    ) -> Result<(), SocketError> {
+        if value == V::default() {
+            return err(ErrorCode::InvalidArgument);
+        }
+        *field(&mut self.socket(this)?.options) = value;
+        Ok(())
+    }
+
     /// Push a connection's socket (or just its streams) into the table.
     fn push_streams(
         &mut self,
@@ -428,11 +442,7 @@ impl HostTcpSocket for PodSockets<'_> {
         this: Resource<TcpSocket>,
         value: Duration,
     ) -> Result<(), SocketError> {
-        if value == 0 {
-            return err(ErrorCode::InvalidArgument);
-        }
-        self.socket(&this)?.options.keep_alive_idle = value;
-        Ok(())
+        self.set_nonzero(&this, value, |o| &mut o.keep_alive_idle)
     }
 
     fn keep_alive_interval(&mut self, this: Resource<TcpSocket>) -> Result<Duration, SocketError> {
@@ -444,11 +454,7 @@ impl HostTcpSocket for PodSockets<'_> {
         this: Resource<TcpSocket>,
         value: Duration,
     ) -> Result<(), SocketError> {
-        if value == 0 {
-            return err(ErrorCode::InvalidArgument);
-        }
-        self.socket(&this)?.options.keep_alive_interval = value;
-        Ok(())
+        self.set_nonzero(&this, value, |o| &mut o.keep_alive_interval)
     }
 
     fn keep_alive_count(&mut self, this: Resource<TcpSocket>) -> Result<u32, SocketError> {
@@ -460,11 +466,7 @@ impl HostTcpSocket for PodSockets<'_> {
         this: Resource<TcpSocket>,
         value: u32,
     ) -> Result<(), SocketError> {
-        if value == 0 {
-            return err(ErrorCode::InvalidArgument);
-        }
-        self.socket(&this)?.options.keep_alive_count = value;
-        Ok(())
+        self.set_nonzero(&this, value, |o| &mut o.keep_alive_count)
     }
 
     fn hop_limit(&mut self, this: Resource<TcpSocket>) -> Result<u8, SocketError> {
@@ -488,11 +490,7 @@ impl HostTcpSocket for PodSockets<'_> {
         this: Resource<TcpSocket>,
         value: u64,
     ) -> Result<(), SocketError> {
-        if value == 0 {
-            return err(ErrorCode::InvalidArgument);
-        }
-        self.socket(&this)?.options.receive_buffer = value;
-        Ok(())
+        self.set_nonzero(&this, value, |o| &mut o.receive_buffer)
     }
 
     fn send_buffer_size(&mut self, this: Resource<TcpSocket>) -> Result<u64, SocketError> {
@@ -504,11 +502,7 @@ impl HostTcpSocket for PodSockets<'_> {
         this: Resource<TcpSocket>,
         value: u64,
     ) -> Result<(), SocketError> {
-        if value == 0 {
-            return err(ErrorCode::InvalidArgument);
-        }
-        self.socket(&this)?.options.send_buffer = value;
-        Ok(())
+        self.set_nonzero(&this, value, |o| &mut o.send_buffer)
     }
 
     fn subscribe(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
