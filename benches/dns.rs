@@ -77,18 +77,32 @@ async fn create_objects(client: &kube::Client, services: usize) {
                     "spec": {"clusterIP": service_ip(i), "ports": [{"name": "http", "port": 80}]}
                 }))
                 .expect("service");
-                api.create(&PostParams::default(), &svc).await.expect("create service");
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .expect("create service");
             }
         })
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
+    // The NS record's glue in both zones: ns.dns.cluster.local is kube-dns's address.
+    let kube_dns: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+        "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}
+    }))
+    .expect("service");
+    Api::<Service>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &kube_dns)
+        .await
+        .expect("kube-dns");
     let headless: Service = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "nginx"},
         "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 80}]}
     }))
     .expect("service");
-    api.create(&PostParams::default(), &headless).await.expect("headless");
+    api.create(&PostParams::default(), &headless)
+        .await
+        .expect("headless");
     let endpoints: Vec<_> = HEADLESS
         .iter()
         .map(|(host, ip)| serde_json::json!({"addresses": [ip], "hostname": host, "conditions": {"ready": true}}))
@@ -112,6 +126,8 @@ fn zone_file(services: usize) -> String {
         "$ORIGIN cluster.local.\n$TTL 5\n\
          @ IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5\n\
          @ IN NS ns.dns.cluster.local.\n\
+         ns.dns IN A 10.96.0.10\n\
+         kube-dns.kube-system.svc IN A 10.96.0.10\n\
          dns-version IN TXT \"1.1.0\"\n\
          kubernetes.default.svc IN A 10.96.0.1\n\
          _https._tcp.kubernetes.default.svc IN SRV 0 100 443 kubernetes.default.svc.cluster.local.\n",
@@ -173,7 +189,10 @@ async fn start_knot(knotd: &str, dir: &std::path::Path, services: usize) -> Knot
         .expect("knotd");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while dig_short(addr, "svc-0.default.svc.cluster.local", "A").await.is_empty() {
+    while dig_short(addr, "svc-0.default.svc.cluster.local", "A")
+        .await
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "knotd did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -183,11 +202,24 @@ async fn start_knot(knotd: &str, dir: &std::path::Path, services: usize) -> Knot
 async fn dig_short(addr: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
     let out = tokio::process::Command::new("dig")
         .arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), "+time=1", "+tries=1", "+short", name, rtype])
+        .args([
+            "-p",
+            &addr.port().to_string(),
+            "+time=1",
+            "+tries=1",
+            "+short",
+            name,
+            rtype,
+        ])
         .output()
         .await;
     let mut lines: Vec<String> = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     lines.sort();
     lines
@@ -254,7 +286,9 @@ async fn main() {
         ("knotd", knotd.is_some()),
     ] {
         if !found {
-            println!("dns benchmarks: {tool} is not installed: run `MINKE_BENCH=1 scripts/setup.sh`");
+            println!(
+                "dns benchmarks: {tool} is not installed: run `MINKE_BENCH=1 scripts/setup.sh`"
+            );
             return;
         }
     }

@@ -17,6 +17,7 @@ mod handler;
 mod listener;
 mod records;
 mod resolve;
+mod udp;
 mod upstream;
 mod watch;
 mod zone;
