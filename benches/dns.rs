@@ -85,6 +85,16 @@ async fn create_objects(client: &kube::Client, services: usize) {
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
+    // The NS record's glue in both zones: ns.dns.cluster.local is kube-dns's address.
+    let kube_dns: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+        "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}
+    }))
+    .expect("service");
+    Api::<Service>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &kube_dns)
+        .await
+        .expect("kube-dns");
     let headless: Service = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "nginx"},
         "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 80}]}
@@ -116,6 +126,8 @@ fn zone_file(services: usize) -> String {
         "$ORIGIN cluster.local.\n$TTL 5\n\
          @ IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5\n\
          @ IN NS ns.dns.cluster.local.\n\
+         ns.dns IN A 10.96.0.10\n\
+         kube-dns.kube-system.svc IN A 10.96.0.10\n\
          dns-version IN TXT \"1.1.0\"\n\
          kubernetes.default.svc IN A 10.96.0.1\n\
          _https._tcp.kubernetes.default.svc IN SRV 0 100 443 kubernetes.default.svc.cluster.local.\n",

@@ -172,6 +172,32 @@ async fn send<'a, R: ResponseHandler>(
     }
 }
 
+/// Encode `response` as it goes out over `protocol`: over UDP within 512 bytes unless
+/// EDNS advertised more (RFC 1035 4.2.1); what does not fit is dropped and TC set.
+pub(crate) fn encode<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    protocol: Protocol,
+) -> Result<(ResponseInfo, Vec<u8>), NetError> {
+    let max = match protocol {
+        Protocol::Udp => response.edns().map_or(512, |e| e.max_payload().max(512)),
+        _ => u16::MAX,
+    };
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(max);
+    let info = response
+        .destructive_emit(&mut encoder)
+        .map_err(|e| NetError::from(e.to_string()))?;
+    Ok((info, bytes))
+}
+
 /// A response sink that keeps the encoded message (for in-process queries).
 #[derive(Clone)]
 struct Capture {
@@ -192,18 +218,7 @@ impl ResponseHandler for Capture {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        // RFC 1035 4.2.1: 512 bytes over UDP unless EDNS advertised more; the encoder
-        // drops what does not fit and sets TC.
-        let max = match self.protocol {
-            Protocol::Udp => response.edns().map_or(512, |e| e.max_payload().max(512)),
-            _ => u16::MAX,
-        };
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max);
-        let info = response
-            .destructive_emit(&mut encoder)
-            .map_err(|e| NetError::from(e.to_string()))?;
+        let (info, bytes) = encode(response, self.protocol)?;
         if let Ok(mut out) = self.out.lock() {
             *out = Some(bytes);
         }
@@ -238,7 +253,7 @@ pub(crate) async fn answer(handler: &Handler, query: &[u8], protocol: Protocol) 
 
 /// FORMERR for a message whose header parsed but whose body did not (as hickory's
 /// server answers); nothing for one shorter than a header or that is a response.
-fn formerr(query: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn formerr(query: &[u8]) -> Option<Vec<u8>> {
     if query.len() < 12 || query[2] & 0x80 != 0 {
         return None;
     }

@@ -1,7 +1,9 @@
-//! The host listener (`--dns-listen`): UDP and TCP on one address, served by
-//! hickory-server's transport with the cluster's [`Handler`], stopped with the cluster.
+//! The host listener (`--dns-listen`): UDP and TCP on one address, both answered by
+//! the cluster's [`Handler`] and stopped with the cluster. TCP uses hickory-server's
+//! transport; UDP, where the queries per second are, our own loops (`udp.rs`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
@@ -10,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
+use super::udp;
 
 /// How long an idle TCP connection is kept (hickory's per-connection timeout).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -38,7 +41,8 @@ pub(crate) async fn bind(
     Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
 }
 
-/// Serve `handler` on the bound sockets until `shutdown`.
+/// Serve `handler` on the bound sockets until `shutdown`: one UDP receive loop per
+/// CPU, and hickory's TCP transport.
 pub(crate) fn serve(
     handler: Handler,
     udp: UdpSocket,
@@ -46,8 +50,12 @@ pub(crate) fn serve(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) {
+    let udp = Arc::new(udp);
+    let loops = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for _ in 0..loops {
+        tasks.spawn(udp::serve(handler.clone(), udp.clone(), shutdown.clone()));
+    }
     let mut server = Server::new(handler);
-    server.register_socket(udp);
     server.register_listener(tcp, TCP_IDLE, TCP_BUFFER);
     let token = server.shutdown_token().clone();
     tasks.spawn(async move {
@@ -61,7 +69,7 @@ pub(crate) fn serve(
         tokio::select! {
             result = server.block_until_done() => {
                 if !shutdown.is_cancelled() {
-                    tracing::warn!(?result, "the DNS listener stopped on its own");
+                    tracing::warn!(?result, "the DNS TCP listener stopped on its own");
                 }
             }
             () = cancel => {}

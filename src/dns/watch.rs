@@ -109,20 +109,18 @@ fn pod_addresses(pod: &Pod) -> Option<PodAddresses> {
     })
 }
 
-/// One watch event of any of the four kinds. Short-lived (one per event, moved
-/// once), so the size difference between variants costs nothing worth a box.
-#[allow(clippy::large_enum_variant)]
+/// One watch event of any of the four kinds (boxed: a Pod is large).
 enum Change {
-    Namespace(Event<Namespace>),
-    Service(Event<Service>),
-    Slice(Event<EndpointSlice>),
-    Pod(Event<Pod>),
+    Namespace(Box<Event<Namespace>>),
+    Service(Box<Event<Service>>),
+    Slice(Box<Event<EndpointSlice>>),
+    Pod(Box<Event<Pod>>),
 }
 
 fn watch_all<K, F>(client: &kube::Client, wrap: F) -> stream::BoxStream<'static, Change>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
-    F: Fn(Event<K>) -> Change + Send + 'static,
+    F: Fn(Box<Event<K>>) -> Change + Send + 'static,
 {
     let events: std::pin::Pin<Box<dyn Stream<Item = Result<Event<K>, watcher::Error>> + Send>> =
         Box::pin(
@@ -138,7 +136,7 @@ where
                 }
             }
         })
-        .map(wrap)
+        .map(move |e| wrap(Box::new(e)))
         .boxed()
 }
 
@@ -162,10 +160,10 @@ pub(crate) async fn run(client: kube::Client, origin: Name, publish: watch::Send
         let mut next = Some(first);
         while let Some(change) = next {
             dirty |= match change {
-                Change::Namespace(e) => namespaces.apply(e, |_| Some(())),
-                Change::Service(e) => services.apply(e, |s| Some(strip(s.clone()))),
-                Change::Slice(e) => slices.apply(e, |s| Some(strip(s.clone()))),
-                Change::Pod(e) => pods.apply(e, pod_addresses),
+                Change::Namespace(e) => namespaces.apply(*e, |_| Some(())),
+                Change::Service(e) => services.apply(*e, |s| Some(strip(s.clone()))),
+                Change::Slice(e) => slices.apply(*e, |s| Some(strip(s.clone()))),
+                Change::Pod(e) => pods.apply(*e, pod_addresses),
             };
             // Take what is already queued before rebuilding.
             next = changes.next().now_or_never().flatten();
