@@ -8,6 +8,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${MINKE_SHARED:-../shared}
 "$shared/tools/build-guest.sh" guests
+# Command modules wrap every export in constructor calls; cabi_realloc must not be
+# (see scripts/unwrap_realloc.py): unwrap it and make the components again.
+adapters=/usr/local/share/wasi-adapters/48.0.8
+for core in guests/target/wasm32-wasip1/release/*.wasm; do
+  name=$(basename "$core" .wasm)
+  [ -f "guests/$name/Cargo.toml" ] && [ ! -f "guests/$name/CORE" ] || continue
+  wasm-tools print "$core" -o "/tmp/$name.core.wat"
+  if [ "$(python3 scripts/unwrap_realloc.py "/tmp/$name.core.wat" "/tmp/$name.fixed.wat")" != 0 ]; then
+    wasm-tools parse "/tmp/$name.fixed.wat" -o "/tmp/$name.fixed.wasm"
+    wasm-tools component new "/tmp/$name.fixed.wasm" \
+      --adapt "wasi_snapshot_preview1=$adapters/wasi_snapshot_preview1.${GUEST_ADAPTER:-command}.wasm" \
+      -o "guests/target/wasm32-wasip2/release/$name.wasm"
+    echo "unwrapped cabi_realloc in $name"
+  fi
+  rm -f "/tmp/$name.core.wat" "/tmp/$name.fixed.wat" "/tmp/$name.fixed.wasm"
+done
 for dir in guests/*/; do
   name=$(basename "$dir")
   [ -f "$dir/Cargo.toml" ] || continue

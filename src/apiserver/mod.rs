@@ -7,7 +7,7 @@
 
 mod admission;
 mod crd;
-mod discovery;
+pub(crate) mod discovery;
 mod handlers;
 mod inprocess;
 mod metrics;

@@ -276,6 +276,24 @@ pub(crate) fn ready_to_remove(obj: &Value) -> bool {
         && empty("/spec/finalizers")
 }
 
+/// Whether an update removes a deleted-pending object, as Kubernetes' registry does:
+/// only when it takes away the last finalizer and no grace period is running (a pod
+/// in its grace period stays until the kubelet deletes it, whatever status it writes).
+pub(crate) fn finalized_by_update(old: &Value, new: &Value) -> bool {
+    let had_finalizers = ["/metadata/finalizers", "/spec/finalizers"]
+        .iter()
+        .any(|p| {
+            old.pointer(p)
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+        });
+    let grace = new
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    had_finalizers && grace == 0 && ready_to_remove(new)
+}
+
 /// The resourceVersion a client sent in the object, if any.
 pub(crate) fn sent_resource_version(
     obj: &Value,
@@ -315,6 +333,30 @@ pub(crate) fn store_error(rt: &ResourceType, name: &str, e: store::Error) -> Api
 mod tests {
     use super::*;
     use crate::api::registry::Registry;
+
+    #[test]
+    fn only_removing_the_last_finalizer_outside_a_grace_period_removes_an_object() {
+        let deleted = |grace: i64, finalizers: &[&str]| {
+            json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "deletionGracePeriodSeconds": grace, "finalizers": finalizers}})
+        };
+        // A controller drops the last finalizer of a deleted object: it goes.
+        assert!(finalized_by_update(&deleted(0, &["x"]), &deleted(0, &[])));
+        // A pod in its grace period writing status stays until the kubelet deletes it.
+        assert!(!finalized_by_update(&deleted(30, &[]), &deleted(30, &[])));
+        assert!(!finalized_by_update(
+            &deleted(30, &["x"]),
+            &deleted(30, &[])
+        ));
+        // A finalizer left keeps it.
+        assert!(!finalized_by_update(
+            &deleted(0, &["x", "y"]),
+            &deleted(0, &["y"])
+        ));
+        // A namespace's spec finalizers count too.
+        let ns = |f: &[&str]| json!({"metadata": {"name": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"finalizers": f}});
+        assert!(finalized_by_update(&ns(&["kubernetes"]), &ns(&[])));
+    }
 
     #[test]
     fn a_daemon_sets_template_generation_counts_template_changes() {

@@ -88,57 +88,71 @@ impl Agent {
         command: Vec<String>,
         io: ExecIo,
     ) -> Result<i32, ExecError> {
-        let not_found = || ExecError::ContainerNotFound(container.clone());
-        let k = k.upgrade().ok_or_else(not_found)?;
-        let sandbox = k.sandboxes.get(&uid).ok_or_else(not_found)?;
-        let prepared = sandbox.prepared(&container).ok_or_else(not_found)?;
-        let program = command
-            .first()
-            .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
-            .unwrap_or_default();
-        let compiled = if program == prepared.program {
-            prepared.compiled.clone()
-        } else {
-            let toolbox = images::builtin("minke/toolbox")
-                .ok_or_else(|| ExecError::Start("the toolbox image is missing".into()))?;
-            k.runtime
-                .compile(toolbox)
-                .map_err(|e| ExecError::Start(e.to_string()))?
-        };
-        let tty = io.tty;
-        let stdout = if tty { onlcr(io.stdout) } else { io.stdout };
-        let stdout = Arc::new(AsyncStdoutStream::new(BUDGET, stdout));
-        let out: Output = Box::new(Term {
-            inner: stdout.clone(),
+        let k = k
+            .upgrade()
+            .ok_or_else(|| ExecError::ContainerNotFound(container.clone()))?;
+        run_in(&k, &uid, &container, command, io).await
+    }
+}
+
+/// Run `command` as a fresh instance in `container` of pod `uid` (exec, exec probes):
+/// its exit code.
+pub(super) async fn run_in(
+    k: &Kubelet,
+    uid: &str,
+    container: &str,
+    command: Vec<String>,
+    io: ExecIo,
+) -> Result<i32, ExecError> {
+    let not_found = || ExecError::ContainerNotFound(container.to_string());
+    let sandbox = k.sandboxes.get(uid).ok_or_else(not_found)?;
+    let prepared = sandbox.prepared(container).ok_or_else(not_found)?;
+    let program = command
+        .first()
+        .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+        .unwrap_or_default();
+    let compiled = if program == prepared.program {
+        prepared.compiled.clone()
+    } else {
+        let toolbox = images::builtin("minke/toolbox")
+            .ok_or_else(|| ExecError::Start("the toolbox image is missing".into()))?;
+        k.runtime
+            .compile(toolbox)
+            .map_err(|e| ExecError::Start(e.to_string()))?
+    };
+    let tty = io.tty;
+    let stdout = if tty { onlcr(io.stdout) } else { io.stdout };
+    let stdout = Arc::new(AsyncStdoutStream::new(BUDGET, stdout));
+    let out: Output = Box::new(Term {
+        inner: stdout.clone(),
+        tty,
+    });
+    let err: Output = match io.stderr {
+        Some(e) => Box::new(Term {
+            inner: Arc::new(AsyncStdoutStream::new(BUDGET, e)),
             tty,
-        });
-        let err: Output = match io.stderr {
-            Some(e) => Box::new(Term {
-                inner: Arc::new(AsyncStdoutStream::new(BUDGET, e)),
-                tty,
-            }),
-            // With a terminal, stderr goes where stdout goes.
-            None => Box::new(Term { inner: stdout, tty }),
-        };
-        let stdin = io.stdin.map(|i| {
-            Box::new(Term {
-                inner: Arc::new(AsyncStdinStream::new(i)),
-                tty,
-            }) as super::runtime::Stdin
-        });
-        let mut ctx = prepared.ctx.clone();
-        ctx.argv = command;
-        let spec = Spec {
-            ctx,
-            stdin,
-            stdout: out,
-            stderr: err,
-        };
-        match k.runtime.run(&compiled, spec).await {
-            Ok(exit @ (Exit::Code(_) | Exit::OomKilled)) => Ok(exit.code()),
-            Ok(Exit::Trap(m)) => Err(ExecError::Start(format!("the command trapped: {m}"))),
-            Err(e) => Err(ExecError::Start(e.to_string())),
-        }
+        }),
+        // With a terminal, stderr goes where stdout goes.
+        None => Box::new(Term { inner: stdout, tty }),
+    };
+    let stdin = io.stdin.map(|i| {
+        Box::new(Term {
+            inner: Arc::new(AsyncStdinStream::new(i)),
+            tty,
+        }) as super::runtime::Stdin
+    });
+    let mut ctx = prepared.ctx.clone();
+    ctx.argv = command;
+    let spec = Spec {
+        ctx,
+        stdin,
+        stdout: out,
+        stderr: err,
+    };
+    match k.runtime.run(&compiled, spec).await {
+        Ok(exit @ (Exit::Code(_) | Exit::OomKilled)) => Ok(exit.code()),
+        Ok(Exit::Trap(m)) => Err(ExecError::Start(format!("the command trapped: {m}"))),
+        Err(e) => Err(ExecError::Start(e.to_string())),
     }
 }
 

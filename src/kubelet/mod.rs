@@ -1,6 +1,6 @@
 //! The kubelet: runs the containers of the pods bound to its node as wasmtime
 //! instances — images ([`images`]), the engine ([`runtime`]), one worker per pod
-//! with restarts and graceful stop, CRI log files ([`logs`]), pod sandboxes for
+//! with restarts, probes and graceful stop, CRI log files ([`logs`]), pod sandboxes for
 //! exec and metrics ([`sandbox`]), volumes, env and events.
 
 mod engine;
@@ -13,6 +13,7 @@ pub mod logs;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub(crate) mod probes;
 pub(crate) mod pull;
 pub mod runtime;
 pub mod sandbox;

@@ -26,6 +26,8 @@ pub(super) struct ContainerStatus {
     pub last_state: Value,
     pub restarts: u64,
     pub ready: bool,
+    /// Whether its startup probe (if any) passed in the current run.
+    pub started: bool,
 }
 
 impl ContainerStatus {
@@ -38,6 +40,7 @@ impl ContainerStatus {
             last_state: json!({}),
             restarts: 0,
             ready: false,
+            started: false,
         }
     }
 
@@ -51,7 +54,7 @@ impl ContainerStatus {
         json!({
             "name": self.name, "image": self.image, "imageID": "", "containerID": format!("wasm://{}", self.name),
             "state": self.state, "lastState": self.last_state, "ready": self.ready,
-            "restartCount": self.restarts, "started": self.state.get("running").is_some(),
+            "restartCount": self.restarts, "started": self.started && self.state.get("running").is_some(),
         })
     }
 }
@@ -224,10 +227,12 @@ pub(super) async fn report(api: &Api<Pod>, name: &str, state: &Mutex<PodState>, 
     }
 }
 
-pub(super) fn set(state: &Mutex<PodState>, slot: Slot, f: impl FnOnce(&mut ContainerStatus)) {
-    if let Ok(mut s) = state.lock()
-        && let Some(c) = s.get_mut(slot)
-    {
-        f(c);
-    }
+/// Change one container's status; what `f` returns, when the container is there.
+pub(super) fn set<T>(
+    state: &Mutex<PodState>,
+    slot: Slot,
+    f: impl FnOnce(&mut ContainerStatus) -> T,
+) -> Option<T> {
+    let mut s = state.lock().ok()?;
+    s.get_mut(slot).map(f)
 }

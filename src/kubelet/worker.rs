@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::pods::Kubelet;
+use super::probes::{self, Change};
 use super::runtime::{Context, Exit, Spec};
 use super::sandbox::{Prepared, Sandbox};
 use super::serve::HttpServer;
@@ -178,6 +179,13 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
         },
     };
     sandbox.prepare(&c.name, prepared.clone());
+    let prober = probes::Target {
+        k: k.clone(),
+        pod_uid: uid(pod),
+        pod_ip: net.as_ref().map(crate::net::PodNet::ip),
+        container: c.clone(),
+        about: about.clone(),
+    };
     let mut backoff = k.backoff.restart;
     loop {
         let restarts = state.lock().map(|mut s| s.restarts(slot)).unwrap_or(0);
@@ -202,26 +210,51 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
             format!("Started container {}", c.name),
         )
         .await;
+        // Without a startup probe a container has started; without a readiness probe
+        // it is ready once started.
         set(state, slot, |s| {
             s.state = json!({"running": {"startedAt": started}});
-            s.ready = true;
+            s.started = c.startup_probe.is_none();
+            s.ready = s.started && c.readiness_probe.is_none();
         });
         report(api, &name, state, &policy).await;
-        if k.runtime.is_http(&compiled) {
-            serve(&ctx, slot, &c, &prepared, (stdout, stderr), &started).await;
-            return None;
-        }
-        let spec = Spec {
-            ctx: prepared.ctx.clone(),
-            stdin: None,
-            stdout,
-            stderr,
+        let listener = ProbeStatus {
+            state,
+            slot,
+            api,
+            name: &name,
+            policy: &policy,
+            readiness: c.readiness_probe.is_some(),
         };
-        // Guests cannot be signalled: a container being deleted is stopped at once
-        // (well within its grace period), as the kubelet's SIGKILL would.
-        let exit = tokio::select! {
-            exit = k.runtime.run(&compiled, spec) => exit,
-            () = stopped(stopping.clone()) => {
+        let probes = prober.supervise(tokio::time::Instant::now(), &listener);
+        let exit = if k.runtime.is_http(&compiled) {
+            match serve(
+                &ctx,
+                slot,
+                &c,
+                &prepared,
+                (stdout, stderr),
+                &started,
+                probes,
+            )
+            .await
+            {
+                Served::Ended => return None,
+                Served::Failed(probe) => Err(probe),
+            }
+        } else {
+            let spec = Spec {
+                ctx: prepared.ctx.clone(),
+                stdin: None,
+                stdout,
+                stderr,
+            };
+            // Guests cannot be signalled: a container being deleted is stopped at once
+            // (well within its grace period), as the kubelet's SIGKILL would.
+            tokio::select! {
+                exit = k.runtime.run(&compiled, spec) => Ok(exit),
+                probe = probes => Err(probe),
+                () = stopped(stopping.clone()) => {
                 event(Kind::Normal, "Killing", format!("Stopping container {}", c.name)).await;
                 set(state, slot, |s| {
                     s.state = json!({"terminated": {"exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now()}});
@@ -230,15 +263,26 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
                 report(api, &name, state, &policy).await;
                 return None;
             }
+            }
         };
+        // A failed startup or liveness probe kills the container (as SIGKILL would).
+        if let Err(probe) = &exit {
+            let message = format!(
+                "Container {} failed {} probe, will be restarted",
+                c.name,
+                probe.lower()
+            );
+            event(Kind::Normal, "Killing", message).await;
+        }
         let (code, reason, message) = match &exit {
-            Ok(Exit::Code(0)) => (0, "Completed", None),
-            Ok(Exit::Code(n)) => (*n, "Error", None),
-            Ok(Exit::OomKilled) => (137, "OOMKilled", None),
-            Ok(Exit::Trap(m)) => (1, "Error", Some(m.clone())),
-            Err(e) => (128, "StartError", Some(e.to_string())),
+            Ok(Ok(Exit::Code(0))) => (0, "Completed", None),
+            Ok(Ok(Exit::Code(n))) => (*n, "Error", None),
+            Ok(Ok(Exit::OomKilled)) => (137, "OOMKilled", None),
+            Ok(Ok(Exit::Trap(m))) => (1, "Error", Some(m.clone())),
+            Ok(Err(e)) => (128, "StartError", Some(e.to_string())),
+            Err(_) => (137, "Error", None),
         };
-        if matches!(exit, Ok(Exit::OomKilled)) {
+        if matches!(exit, Ok(Ok(Exit::OomKilled))) {
             let limit = prepared.ctx.memory_limit.unwrap_or_default();
             event(
                 Kind::Warning,
@@ -307,8 +351,50 @@ fn http_ports(c: &Container) -> Vec<u16> {
     if ports.is_empty() { vec![8080] } else { ports }
 }
 
-/// Serve an HTTP component until the pod is deleted; then drain within the grace
-/// period: a graceful stop, so the container ends Completed.
+/// Reports what the probes find as the container's `started` and `ready`.
+struct ProbeStatus<'a> {
+    state: &'a Mutex<PodState>,
+    slot: Slot,
+    api: &'a Api<Pod>,
+    name: &'a str,
+    policy: &'a str,
+    /// Whether the container has a readiness probe (else it is ready once started).
+    readiness: bool,
+}
+
+impl probes::Listener for ProbeStatus<'_> {
+    fn change(&self, change: Change) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let changed = set(self.state, self.slot, |s| {
+                let before = (s.started, s.ready);
+                match change {
+                    Change::Started => {
+                        s.started = true;
+                        s.ready = !self.readiness;
+                    }
+                    Change::Ready(ready) => s.ready = ready,
+                }
+                before != (s.started, s.ready)
+            });
+            if changed == Some(true) {
+                report(self.api, self.name, self.state, self.policy).await;
+            }
+        })
+    }
+}
+
+/// How serving an HTTP component ended.
+enum Served {
+    /// The pod was deleted (drained, Completed) or the component did not start;
+    /// its status is reported.
+    Ended,
+    /// A startup or liveness probe failed for good: stopped, to be restarted.
+    Failed(probes::Kind),
+}
+
+/// Serve an HTTP component until the pod is deleted — then drain within the grace
+/// period: a graceful stop, so the container ends Completed — or until `probes`
+/// says a startup or liveness probe failed.
 async fn serve(
     ctx: &PodCtx,
     slot: Slot,
@@ -316,7 +402,8 @@ async fn serve(
     prepared: &Prepared,
     (stdout, stderr): (super::runtime::Output, super::runtime::Output),
     started: &str,
-) {
+    probes: impl Future<Output = probes::Kind>,
+) -> Served {
     let name = ctx.pod.metadata.name.clone().unwrap_or_default();
     let server = match HttpServer::new(
         ctx.k.runtime.clone(),
@@ -332,11 +419,18 @@ async fn serve(
                 s.ready = false;
             });
             report(&ctx.api, &name, &ctx.state, &ctx.policy).await;
-            return;
+            return Served::Ended;
         }
     };
     ctx.sandbox.serve(&http_ports(c), &server);
-    stopped(ctx.stopping.clone()).await;
+    tokio::select! {
+        () = stopped(ctx.stopping.clone()) => {}
+        probe = probes => {
+            ctx.sandbox.unserve(&server);
+            server.drain(Duration::ZERO).await;
+            return Served::Failed(probe);
+        }
+    }
     let grace = (*ctx.stopping.borrow()).unwrap_or_default();
     if let Some(about) = Involved::of(&ctx.pod) {
         let message = format!("Stopping container {}", c.name);
@@ -354,6 +448,7 @@ async fn serve(
         s.ready = false;
     });
     report(&ctx.api, &name, &ctx.state, &ctx.policy).await;
+    Served::Ended
 }
 
 /// Run a pod bound to this node until its containers are done (or forever, for

@@ -114,6 +114,26 @@ impl TestCluster {
         assert_fails(args, &out)
     }
 
+    /// Run `kubectl ARGS` every 200 ms until its output satisfies `done` (120 s at
+    /// most, else the test fails saying `what`); the last output.
+    pub async fn until(&self, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let out = self.kubectl(args).await;
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && done(&stdout) {
+                return stdout;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 120 s for {what}; kubectl {} printed:\n{stdout}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

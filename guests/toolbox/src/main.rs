@@ -3,11 +3,12 @@
 //! the first argument: `toolbox ls /etc/config`.
 //!
 //! Applets: ls [-l] [-a] [PATH…], cat FILE…, echo [-n] ARG…, env, sleep SECONDS,
-//! date, hostname, pwd, true, false, mkdir [-p] DIR…, write FILE TEXT…, head [-n N] FILE,
+//! date, hostname, pwd, true, false, mkdir [-p] DIR…, write FILE TEXT…, rm [-f] FILE…, head [-n N] FILE,
 //! wc FILE…, sh -c "CMD ARGS" (runs one applet; no shell syntax), loop SECONDS APPLET ARGS…,
 //! and the network applets of `net.rs`: nslookup NAME, wget [-q] [-O FILE] [-T SEC] URL,
-//! http-get URL.
+//! http-get URL; `nslookup NAME SERVER` asks SERVER over UDP (`dns.rs`).
 
+mod dns;
 mod net;
 
 use std::io::Write;
@@ -168,7 +169,10 @@ fn run(applet: &str, args: &[String]) -> ExitCode {
             println!("{}", std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| "/".into()));
             ExitCode::SUCCESS
         }
-        "nslookup" => net::nslookup(args),
+        "nslookup" => match args.iter().filter(|a| !a.starts_with('-')).collect::<Vec<_>>()[..] {
+            [name, server] => dns::nslookup_at(name, server),
+            _ => net::nslookup(args),
+        },
         "wget" => net::wget(args),
         "http-get" => net::http_get(args),
         "true" => ExitCode::SUCCESS,
@@ -180,6 +184,17 @@ fn run(applet: &str, args: &[String]) -> ExitCode {
                 let r = if parents { std::fs::create_dir_all(d) } else { std::fs::create_dir(d) };
                 if let Err(e) = r {
                     code = fail("mkdir", d, e);
+                }
+            }
+            code
+        }
+        "rm" => {
+            let force = args.iter().any(|a| a == "-f");
+            let mut code = ExitCode::SUCCESS;
+            for f in args.iter().filter(|a| !a.starts_with('-')) {
+                match std::fs::remove_file(f) {
+                    Err(e) if !(force && e.kind() == std::io::ErrorKind::NotFound) => code = fail("rm", f, e),
+                    _ => {}
                 }
             }
             code

@@ -273,7 +273,7 @@ pub(crate) async fn commit_update(
     dry_run: bool,
 ) -> Result<Value, ApiError> {
     let name = objects::name_of(current).to_string();
-    if objects::ready_to_remove(&new) {
+    if objects::finalized_by_update(current, &new) {
         if dry_run {
             return Ok(new);
         }
