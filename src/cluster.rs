@@ -433,6 +433,10 @@ impl ClusterBuilder {
         ));
         tasks.spawn(with_shutdown(
             shutdown.clone(),
+            crate::net::cluster_dns::serve_udp(network.clone(), dns.clone()),
+        ));
+        tasks.spawn(with_shutdown(
+            shutdown.clone(),
             crate::net::services::run(client.clone(), network.clone()),
         ));
         tasks.spawn(with_shutdown(

@@ -1,6 +1,6 @@
 //! The pod network end to end: a toolbox pod's `wget` reaches echo pods by pod IP
 //! and through a Service's ClusterIP (balanced over its endpoints); the host
-//! reaches the Service on its NodePort; with `--pod-egress=deny` the outside is
+//! reaches the Service on its NodePort; kube-dns answers over UDP on its ClusterIP; with `--pod-egress=deny` the outside is
 //! closed to pods.
 
 use std::collections::BTreeSet;
@@ -165,6 +165,28 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     ])
     .await;
     let answer = c.ok(&["logs", "lookup"]).await;
+    assert!(answer.contains(&format!("Address: {vip}")), "{answer}");
+    // Asked of kube-dns's ClusterIP over UDP (wasi:sockets udp), as resolv.conf would.
+    c.ok(&[
+        "run",
+        "lookup-udp",
+        "--image=minke/toolbox",
+        "--restart=Never",
+        "--",
+        "nslookup",
+        "web.default.svc.cluster.local",
+        "10.96.0.10",
+    ])
+    .await;
+    c.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/lookup-udp",
+        WAIT,
+    ])
+    .await;
+    let answer = c.ok(&["logs", "lookup-udp"]).await;
+    assert!(answer.contains("Server:\t\t10.96.0.10"), "{answer}");
     assert!(answer.contains(&format!("Address: {vip}")), "{answer}");
 
     // From the host, on the NodePort: answered by both pods in turn.

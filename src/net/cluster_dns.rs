@@ -1,6 +1,6 @@
 //! The cluster DNS inside the network: pods' name lookups (wasi:sockets and
-//! wasi:http) resolve through it, and it answers DNS over TCP on the kube-dns
-//! ClusterIP (10.96.0.10:53), as CoreDNS behind that Service would.
+//! wasi:http) resolve through it, and it answers DNS over UDP and TCP on the
+//! kube-dns ClusterIP (10.96.0.10:53), as CoreDNS behind that Service would.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -62,6 +62,29 @@ pub async fn serve_tcp(net: Network, dns: Dns) {
                 if conn.stream.write_all(&framed).await.is_err() {
                     return;
                 }
+            }
+        });
+    }
+}
+
+/// Serve DNS over UDP on the kube-dns ClusterIP until the task is dropped; each
+/// query is answered on a task of its own (a forwarded one may wait upstream).
+pub async fn serve_udp(net: Network, dns: Dns) {
+    let at = SocketAddr::new(IpAddr::V4(addr::DNS_IP), 53);
+    let socket = match net.bind_udp(None, at) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            tracing::warn!(%at, error = %e, "cluster DNS (UDP) not served in the network");
+            return;
+        }
+    };
+    while let Some(query) = socket.recv().await {
+        let (dns, socket) = (dns.clone(), socket.clone());
+        tokio::spawn(async move {
+            if let Some(answer) = dns.answer(&query.data).await
+                && let Err(e) = socket.send(&answer, query.from)
+            {
+                tracing::debug!(to = %query.from, error = %e, "sending a DNS answer");
             }
         });
     }

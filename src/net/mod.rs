@@ -1,7 +1,7 @@
 //! The virtual pod network of one cluster — the CNI plugin's and kube-proxy's roles,
 //! in process. Pods attach with their IP ([`Network::attach`]); they listen and
-//! connect over in-memory streams ([`tcp`]); connections to a Service's ClusterIP
-//! are balanced over its ready endpoints ([`services`]); addresses outside the
+//! connect over in-memory streams ([`tcp`]) and exchange datagrams ([`udp`]);
+//! connections to a Service's ClusterIP are balanced over its ready endpoints ([`services`]); addresses outside the
 //! cluster reach the host's network when egress is allowed. Every cluster owns its
 //! own `Network`, so two clusters in one process with the same pod IPs never meet.
 //!
@@ -16,6 +16,7 @@ pub mod services;
 pub mod sockets;
 mod stream;
 pub mod tcp;
+pub mod udp;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -114,6 +115,7 @@ struct Inner {
     pods: Mutex<HashMap<IpAddr, (u64, PodInfo)>>,
     next_attachment: std::sync::atomic::AtomicU64,
     listeners: tcp::Table,
+    udp: udp::Table,
     services: services::Table,
     resolver: OnceLock<Arc<dyn Resolve>>,
 }
@@ -136,6 +138,7 @@ impl Network {
                 pods: Mutex::default(),
                 next_attachment: std::sync::atomic::AtomicU64::new(1),
                 listeners: tcp::Table::default(),
+                udp: udp::Table::default(),
                 services: services::Table::default(),
                 resolver: OnceLock::new(),
             }),
@@ -240,7 +243,9 @@ impl Network {
             let own = pod.ok_or(NetError::Refused)?;
             return self.inner.listeners.connect(own, dst, local, true);
         }
+        // The cluster's own listener on a Service address (kube-dns) answers itself.
         let dst = match self.inner.services.pick(src, dst) {
+            _ if self.inner.listeners.has(dst) => dst,
             services::Pick::Backend(b) => b,
             services::Pick::NoEndpoints => return Err(NetError::Refused),
             services::Pick::NotAService => dst,
@@ -334,6 +339,12 @@ impl PodNet {
         let ip = self.attachment.ip;
         let src = if dst.ip().is_loopback() { dst.ip() } else { ip };
         self.attachment.net.connect(src, Some(ip), dst).await
+    }
+
+    /// Bind a UDP socket at `addr`: the pod IP, loopback, or the unspecified
+    /// address (both); port 0 picks a free one.
+    pub fn bind_udp(&self, addr: SocketAddr) -> Result<udp::Socket, NetError> {
+        self.attachment.net.bind_udp(Some(self.attachment.ip), addr)
     }
 
     /// Resolve `name` as this pod would (its namespace first in the search path).

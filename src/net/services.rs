@@ -97,10 +97,11 @@ pub enum Pick {
 #[derive(Default)]
 struct State {
     ports: HashMap<SocketAddr, Arc<ServicePort>>,
+    udp_ports: HashMap<SocketAddr, Arc<ServicePort>>,
     host_ports: Vec<HostPort>,
 }
 
-/// Every Service port of the cluster (TCP).
+/// Every Service port of the cluster (TCP, and UDP apart).
 pub struct Table {
     state: RwLock<State>,
     changes: watch::Sender<Vec<HostPort>>,
@@ -127,6 +128,17 @@ impl Table {
         }
     }
 
+    /// Where a datagram from `client` to `dst` goes (a Service's UDP port).
+    pub fn pick_udp(&self, client: IpAddr, dst: SocketAddr) -> Pick {
+        let Ok(state) = self.state.read() else {
+            return Pick::NotAService;
+        };
+        match state.udp_ports.get(&dst) {
+            Some(port) => port.choose(client).map_or(Pick::NoEndpoints, Pick::Backend),
+            None => Pick::NotAService,
+        }
+    }
+
     /// The ClusterIP port a host port leads to.
     pub fn host_port(&self, port: u16) -> Option<HostPort> {
         let state = self.state.read().ok()?;
@@ -148,10 +160,10 @@ impl Table {
                 by_service.entry((ns, svc.clone())).or_default().push(s);
             }
         }
-        let old = self
+        let (old, old_udp) = self
             .state
             .read()
-            .map(|s| s.ports.clone())
+            .map(|s| (s.ports.clone(), s.udp_ports.clone()))
             .unwrap_or_default();
         let mut next = State::default();
         for svc in services {
@@ -179,9 +191,11 @@ impl Table {
                 .unwrap_or_default();
             let lb = spec.type_.as_deref() == Some("LoadBalancer");
             for p in spec.ports.iter().flatten() {
-                if p.protocol.as_deref().unwrap_or("TCP") != "TCP" {
-                    continue;
-                }
+                let udp = match p.protocol.as_deref().unwrap_or("TCP") {
+                    "TCP" => false,
+                    "UDP" => true,
+                    _ => continue,
+                };
                 let Ok(port) = u16::try_from(p.port) else {
                     continue;
                 };
@@ -189,11 +203,20 @@ impl Table {
                 let backends = backends(slices, p.name.as_deref().unwrap_or(""));
                 let label = format!("{ns}/{name}:{}", p.name.as_deref().unwrap_or(""));
                 // Keep the round-robin position and pins while the backends stay.
+                let (old, ports) = if udp {
+                    (&old_udp, &mut next.udp_ports)
+                } else {
+                    (&old, &mut next.ports)
+                };
                 let entry = match old.get(&at) {
                     Some(o) if o.backends == backends && o.affinity == affinity => o.clone(),
                     _ => Arc::new(ServicePort::new(label, backends, affinity)),
                 };
-                next.ports.insert(at, entry);
+                ports.insert(at, entry);
+                // The host bridges carry TCP only.
+                if udp {
+                    continue;
+                }
                 let service = format!("{ns}/{name}");
                 if let Some(np) = p.node_port.and_then(|n| u16::try_from(n).ok()) {
                     next.host_ports.push(HostPort {

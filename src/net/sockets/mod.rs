@@ -1,13 +1,14 @@
 //! `wasi:sockets` for guests, over the virtual pod network: TCP sockets that
 //! bind, listen, accept and connect inside the cluster (and egress to the outside
-//! when allowed), and name lookups through the cluster DNS with the pod's search
-//! path. wasmtime-wasi's own `network` and `instance-network` stay linked (they
-//! only hand out the capability handle); `tcp`, `tcp-create-socket` and
+//! when allowed), UDP sockets exchanging datagrams the same way, and name lookups
+//! through the cluster DNS with the pod's search path. wasmtime-wasi's own
+//! `network` and `instance-network` stay linked (they only hand out the capability
+//! handle); `tcp`, `tcp-create-socket`, `udp`, `udp-create-socket` and
 //! `ip-name-lookup` are ours and shadow wasmtime-wasi's host-socket versions.
-//! UDP stays wasmtime-wasi's, with every address refused (no host UDP for guests).
 
 mod lookup;
 mod tcp;
+mod udp;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::SocketError;
@@ -15,6 +16,7 @@ use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode};
 
 pub use lookup::ResolveStream;
 pub use tcp::TcpSocket;
+pub use udp::{IncomingDatagramStream, OutgoingDatagramStream, UdpSocket};
 
 use super::{NetError, PodNet};
 
@@ -36,6 +38,9 @@ mod bindings {
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:sockets/network": wasmtime_wasi::p2::bindings::sockets::network,
             "wasi:sockets/tcp.tcp-socket": crate::net::sockets::TcpSocket,
+            "wasi:sockets/udp.udp-socket": crate::net::sockets::UdpSocket,
+            "wasi:sockets/udp.incoming-datagram-stream": crate::net::sockets::IncomingDatagramStream,
+            "wasi:sockets/udp.outgoing-datagram-stream": crate::net::sockets::OutgoingDatagramStream,
             "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::net::sockets::ResolveStream,
         },
     });
@@ -79,7 +84,8 @@ impl network::HostNetwork for PodSockets<'_> {
     }
 }
 
-/// Link our `tcp`, `tcp-create-socket` and `ip-name-lookup` over whatever the
+/// Link our `tcp`, `tcp-create-socket`, `udp`, `udp-create-socket` and
+/// `ip-name-lookup` over whatever the
 /// linker has for them (wasmtime-wasi's host sockets).
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -88,6 +94,8 @@ pub fn add_to_linker<T: Send + 'static>(
     linker.allow_shadowing(true);
     wasi::sockets::tcp::add_to_linker::<T, HasSockets>(linker, get)?;
     wasi::sockets::tcp_create_socket::add_to_linker::<T, HasSockets>(linker, get)?;
+    wasi::sockets::udp::add_to_linker::<T, HasSockets>(linker, get)?;
+    wasi::sockets::udp_create_socket::add_to_linker::<T, HasSockets>(linker, get)?;
     wasi::sockets::ip_name_lookup::add_to_linker::<T, HasSockets>(linker, get)?;
     linker.allow_shadowing(false);
     Ok(())
