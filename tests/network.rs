@@ -38,6 +38,27 @@ async fn http_get(at: SocketAddr, path: &str) -> String {
         .unwrap_or(out)
 }
 
+/// The pods answering `GET /` at `at` (from the host), trying until `want` answered
+/// or 40 attempts.
+async fn answering_pods(at: SocketAddr, want: usize) -> BTreeSet<String> {
+    let mut answered = BTreeSet::new();
+    for _ in 0..40 {
+        if answered.len() == want {
+            break;
+        }
+        match tokio::net::TcpStream::connect(at).await {
+            Ok(_) => {
+                let body = http_get(at, "/").await;
+                if let Some(pod) = body.lines().find_map(|l| l.strip_prefix("pod: ")) {
+                    answered.insert(pod.to_string());
+                }
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+    answered
+}
+
 /// Run `wget -qO- URL` in a toolbox pod; its output once it ends, and whether it
 /// succeeded.
 async fn wget(c: &TestCluster, pod: &str, url: &str) -> (bool, String) {
@@ -76,7 +97,7 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
         "deployment",
         "web",
         "--image=minke/echo",
-        "--replicas=2",
+        "--replicas=3",
     ])
     .await;
     c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
@@ -91,7 +112,7 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
         ])
         .await;
     let ips: Vec<&str> = ips.split_whitespace().collect();
-    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert_eq!(ips.len(), 3, "{ips:?}");
 
     // Pod to pod, by IP.
     let (ok, out) = wget(&c, "direct", &format!("http://{}:8080/hello", ips[0])).await;
@@ -133,7 +154,7 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
             "jsonpath={.items[*].endpoints[*].addresses[0]}",
         ])
         .await;
-    assert_eq!(ready.split_whitespace().count(), 2, "{ready}");
+    assert_eq!(ready.split_whitespace().count(), 3, "{ready}");
     let (ok, out) = wget(&c, "via-service", &format!("http://{vip}/")).await;
     assert!(ok, "{out}");
     assert!(out.contains("pod: web-"), "{out}");
@@ -189,24 +210,41 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     assert!(answer.contains("Server:\t\t10.96.0.10"), "{answer}");
     assert!(answer.contains(&format!("Address: {vip}")), "{answer}");
 
-    // From the host, on the NodePort: answered by both pods in turn.
-    let at = SocketAddr::new(node, node_port);
-    let mut answered = BTreeSet::new();
-    for _ in 0..40 {
-        if answered.len() == 2 {
-            break;
-        }
-        match tokio::net::TcpStream::connect(at).await {
-            Ok(_) => {
-                let body = http_get(at, "/").await;
-                if let Some(pod) = body.lines().find_map(|l| l.strip_prefix("pod: ")) {
-                    answered.insert(pod.to_string());
-                }
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
-        }
-    }
-    assert_eq!(answered.len(), 2, "NodePort answers came from {answered:?}");
+    // From the host, on the NodePort: answered by all three pods in turn.
+    let answered = answering_pods(SocketAddr::new(node, node_port), 3).await;
+    assert_eq!(answered.len(), 3, "NodePort answers came from {answered:?}");
+
+    // A LoadBalancer: its address is the node address, its port bound there.
+    c.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=web-lb",
+        "--type=LoadBalancer",
+        "--port=8081",
+        "--target-port=8080",
+    ])
+    .await;
+    let lb = c
+        .until(
+            &[
+                "get",
+                "svc",
+                "web-lb",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}",
+            ],
+            "the LoadBalancer's address",
+            |ip| !ip.is_empty(),
+        )
+        .await;
+    assert_eq!(lb, node.to_string());
+    let answered = answering_pods(SocketAddr::new(node, 8081), 3).await;
+    assert_eq!(
+        answered.len(),
+        3,
+        "LoadBalancer answers came from {answered:?}"
+    );
 
     // No endpoints: refused at once.
     c.ok(&["scale", "deployment", "web", "--replicas=0"]).await;
@@ -222,4 +260,31 @@ async fn egress_deny_closes_the_outside_to_pods() {
     let (ok, out) = wget(&c, "out", "http://192.0.2.1/").await;
     assert!(!ok, "{out}");
     assert!(out.contains("wget:"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_with_the_same_pod_ips_never_meet() {
+    let (a, b) = tokio::join!(
+        TestCluster::start_with(|b| b.node_address(node_address())),
+        TestCluster::start_with(|b| b.node_address(node_address()))
+    );
+    for (c, text) in [(&a, "from-a"), (&b, "from-b")] {
+        c.ok(&[
+            "run",
+            "web",
+            "--image=minke/echo",
+            &format!("--env=ECHO_TEXT={text}"),
+        ])
+        .await;
+        c.ok(&["wait", "--for=condition=Ready", "pod/web", WAIT])
+            .await;
+    }
+    let ip = ["get", "pod", "web", "-o", "jsonpath={.status.podIP}"];
+    let (ip_a, ip_b) = (a.ok(&ip).await, b.ok(&ip).await);
+    assert_eq!(ip_a, ip_b, "both clusters hand out their first pod IP");
+    for (c, text) in [(&a, "from-a"), (&b, "from-b")] {
+        let (ok, out) = wget(c, "client", &format!("http://{ip_a}:8080/")).await;
+        assert!(ok, "{out}");
+        assert!(out.contains(&format!("text: {text}")), "{out}");
+    }
 }
