@@ -3,7 +3,7 @@
 # client (tests/python), curl, dig (dnsutils; tests/dns.rs queries the cluster's DNS
 # with it), Debian's docker-registry (the OCI registry tests/images.rs pulls from;
 # the tests start their own instances, so its system service is left alone), and
-# with MINKE_BENCH=1 the benchmark peers (etcd, wasmtime-cli 48, dnsperf and knot;
+# with MINKE_BENCH=1 the benchmark peers (etcd, wasmtime-cli 48, wrk, dnsperf and knot;
 # benches/dns.rs runs its own knotd, so knot's system service is left alone).
 set -euo pipefail
 
@@ -15,6 +15,7 @@ if [ "${MINKE_BENCH:-0}" = 1 ]; then
   command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
   command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
   command -v dnsperf >/dev/null 2>&1 || need_apt+=(dnsperf)
+  command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
   command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need_apt+=(knot)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
