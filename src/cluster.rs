@@ -268,10 +268,10 @@ impl ClusterBuilder {
     /// built-in objects, and write the kubeconfig.
     pub async fn start(self) -> Result<Cluster, Error> {
         let started = Instant::now();
-        if !(1..=crate::kubelet::ipam::MAX_NODES).contains(&self.nodes) {
+        if !(1..=crate::net::ipam::MAX_NODES).contains(&self.nodes) {
             return Err(Error::Bootstrap(format!(
                 "--nodes must be between 1 and {}, not {}",
-                crate::kubelet::ipam::MAX_NODES,
+                crate::net::ipam::MAX_NODES,
                 self.nodes
             )));
         }
@@ -452,7 +452,7 @@ impl ClusterBuilder {
             let registration = crate::kubelet::node::Registration {
                 name: node.clone(),
                 capacity: capacity.clone(),
-                pod_cidr: crate::kubelet::ipam::node_cidr(index),
+                pod_cidr: crate::net::ipam::node_cidr(index),
                 address: host.clone(),
                 control_plane: index == 0,
             };

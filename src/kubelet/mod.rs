@@ -7,7 +7,6 @@ mod engine;
 mod env;
 pub mod exec;
 pub mod images;
-pub mod ipam;
 mod limits;
 pub mod logs;
 pub mod metrics;

@@ -41,7 +41,7 @@ pub struct Kubelet {
     /// The sandboxes of the pods running here (exec and metrics use them).
     pub sandboxes: Arc<Sandboxes>,
     /// Pod IPs in use on this node.
-    pub(super) pod_ips: Arc<super::ipam::PodIps>,
+    pub(super) pod_ips: Arc<crate::net::ipam::PodIps>,
     /// Resource usage rates for metrics.k8s.io.
     pub metrics: super::metrics::Metrics,
     /// The local image store (imports and pulls).
@@ -98,7 +98,7 @@ impl Kubelet {
             runtime,
             logs_dir: config.logs_dir,
             sandboxes: Arc::default(),
-            pod_ips: Arc::new(super::ipam::PodIps::for_node(config.index)),
+            pod_ips: Arc::new(crate::net::ipam::PodIps::for_node(config.index)),
             metrics: super::metrics::Metrics::default(),
             images: config.images,
             backoff: config.backoff,

@@ -1,5 +1,5 @@
 //! The cluster's address plan: pods in 10.244.0.0/16 (each node a /20 of it, see
-//! [`crate::kubelet::ipam`]), Services in 10.96.0.0/12 (`kubernetes` at 10.96.0.1,
+//! [`crate::net::ipam`]), Services in 10.96.0.0/12 (`kubernetes` at 10.96.0.1,
 //! `kube-dns` at 10.96.0.10), and the node's gateway address host-side connections
 //! come from.
 

@@ -12,6 +12,7 @@ pub mod addr;
 pub mod bridge;
 pub mod cluster_dns;
 pub mod http;
+pub mod ipam;
 pub mod services;
 pub mod sockets;
 mod stream;

@@ -1,8 +1,8 @@
 //! Pod IPs for this node's pods, from the node's block of the cluster's pod CIDR
 //! 10.244.0.0/16 (node *i* has 10.244.16*i*.0/20, room for 4 093 pods): the lowest
-//! free address, held while the pod's worker runs. (The virtual network of the
-//! networking issue routes to these; until then they are what `status.podIP`,
-//! `kubectl get pod -o wide` and `fieldRef: status.podIP` show.)
+//! free address, held while the pod's worker runs (the kubelet leases one per pod
+//! and attaches the pod to the [`Network`](super::Network) with it). Service
+//! ClusterIPs are allocated by the API server (`apiserver::services`).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
