@@ -20,9 +20,8 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use tracing::Instrument;
 
-use super::service_pods::{self, Placement};
+use super::service_pods::{self, Context, Error};
 
 /// The label marking the endpoints of a headless Service.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
@@ -30,56 +29,27 @@ pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 /// Look again even without changes (as the controller's resync).
 const RESYNC: Duration = Duration::from_secs(300);
 
-/// What the reconciler needs.
-pub(crate) struct Context {
-    client: kube::Client,
-    placement: Placement,
-}
-
-/// Reconcile failures (retried after a second).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An API call failed.
-    #[error("endpoints sync: {0}")]
-    Api(#[from] kube::Error),
-}
-
 /// Run the controller until the cluster stops.
 pub(crate) async fn run(client: kube::Client) {
-    let placement = Placement::default();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        placement: placement.clone(),
-    });
-    let sync = service_pods::controller(&client, placement)
-        // Endpoints someone else changed or removed are put back.
-        .watches(
-            Api::<Endpoints>::all(client.clone()),
-            watcher::Config::default(),
-            |ep: Endpoints| {
-                Some(ObjectRef::new(&ep.name_any()).within(&ep.namespace().unwrap_or_default()))
-            },
-        )
-        .run(
-            sync_service,
-            |_, _, _| Action::requeue(Duration::from_secs(1)),
-            ctx,
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "endpoints sync");
-            }
-        });
-    tokio::join!(sync, remove_with_services(client));
+    let sync = service_pods::run(
+        client.clone(),
+        "endpoints sync",
+        |c| {
+            // Endpoints someone else changed or removed are put back.
+            c.watches(
+                Api::<Endpoints>::all(client.clone()),
+                watcher::Config::default(),
+                |ep: Endpoints| {
+                    Some(ObjectRef::new(&ep.name_any()).within(&ep.namespace().unwrap_or_default()))
+                },
+            )
+        },
+        sync,
+    );
+    tokio::join!(sync, remove_with_services(client.clone()));
 }
 
 /// Bring the Endpoints of one Service in line with its pods.
-async fn sync_service(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
-    let span = tracing::debug_span!("reconcile", object = %format!("{ns}/{name}"));
-    sync(svc, ctx, ns, name).instrument(span).await
-}
-
 async fn sync(
     svc: Arc<Service>,
     ctx: Arc<Context>,

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -20,11 +19,10 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
-use tracing::Instrument;
 
 use super::endpoints::HEADLESS_LABEL;
 use super::pods;
-use super::service_pods::{self, Placement};
+use super::service_pods::{self, Context, Error};
 
 /// The label naming a slice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -37,53 +35,24 @@ const MAX_ENDPOINTS: usize = 100;
 /// Look again even without changes (as the controller's resync).
 const RESYNC: Duration = Duration::from_secs(300);
 
-/// What the reconciler needs.
-pub(crate) struct Context {
-    client: kube::Client,
-    placement: Placement,
-}
-
-/// Reconcile failures (retried after a second).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An API call failed.
-    #[error("endpointslice sync: {0}")]
-    Api(#[from] kube::Error),
-}
-
 /// Run the controller until the cluster stops.
 pub(crate) async fn run(client: kube::Client) {
-    let placement = Placement::default();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        placement: placement.clone(),
-    });
-    service_pods::controller(&client, placement)
-        // Slices someone else changed or removed are put back.
-        .owns(
-            Api::<EndpointSlice>::all(client.clone()),
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
-        )
-        .run(
-            sync_service,
-            |_, _, _| Action::requeue(Duration::from_secs(1)),
-            ctx,
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "endpointslice sync");
-            }
-        })
-        .await;
+    service_pods::run(
+        client.clone(),
+        "endpointslice sync",
+        |c| {
+            // Slices someone else changed or removed are put back.
+            c.owns(
+                Api::<EndpointSlice>::all(client.clone()),
+                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
+            )
+        },
+        sync,
+    )
+    .await;
 }
 
 /// Bring the slices of one Service in line with its pods.
-async fn sync_service(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
-    let span = tracing::debug_span!("reconcile", object = %format!("{ns}/{name}"));
-    sync(svc, ctx, ns, name).instrument(span).await
-}
-
 async fn sync(
     svc: Arc<Service>,
     ctx: Arc<Context>,

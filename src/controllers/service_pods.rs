@@ -3,20 +3,41 @@
 //! finished), what a pod contributes (readiness, hostname, ports with named
 //! `targetPort`s resolved against its containers), and which Services a pod event
 //! wakes — those selecting it now and those it was last placed in, so a pod whose
-//! labels stopped matching leaves the endpoints too.
+//! labels stopped matching leaves the endpoints too — and the controller loop
+//! itself ([`run`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
+use tracing::Instrument;
+
 use super::pods;
+
+/// What a Service reconciler needs.
+pub(crate) struct Context {
+    pub client: kube::Client,
+    pub placement: Placement,
+}
+
+/// Reconcile failures (retried after a second).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+}
 
 /// The label selector of a Service whose endpoints controllers manage: set,
 /// non-empty, and not an ExternalName (those get no endpoints).
@@ -228,6 +249,41 @@ pub(crate) fn controller(client: &kube::Client, placement: Placement) -> Control
         watcher::Config::default(),
         move |pod: Pod| placement.services_for(&pod, &services),
     )
+}
+
+/// Run a controller over Services, woken by their pods and by whatever `extend`
+/// adds, reconciling each with `sync(service, ctx, namespace, name)` (in a span),
+/// until the cluster stops. `what` names it in logs.
+pub(crate) async fn run<F, Fut>(
+    client: kube::Client,
+    what: &'static str,
+    extend: impl FnOnce(Controller<Service>) -> Controller<Service>,
+    sync: F,
+) where
+    F: Fn(Arc<Service>, Arc<Context>, String, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let placement = Placement::default();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        placement: placement.clone(),
+    });
+    extend(controller(&client, placement))
+        .run(
+            move |svc, ctx| {
+                let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
+                let span = tracing::debug_span!("reconcile", object = %format!("{ns}/{name}"));
+                sync(svc, ctx, ns, name).instrument(span)
+            },
+            |_, _, _| Action::requeue(Duration::from_secs(1)),
+            ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "{what}");
+            }
+        })
+        .await;
 }
 
 #[cfg(test)]
