@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const WAIT: &str = "--timeout=120s";
 
 /// A loopback address of its own, so parallel clusters' NodePorts never clash.
-fn node_address() -> IpAddr {
+pub(crate) fn node_address() -> IpAddr {
     let n = std::process::id() ^ u32::from(rand_byte()) << 8;
     IpAddr::from([127, 77, (n >> 8) as u8, (n as u8).max(2)])
 }
@@ -41,17 +41,20 @@ async fn http_get(at: SocketAddr, path: &str) -> String {
 /// Run `wget -qO- URL` in a toolbox pod; its output once it ends, and whether it
 /// succeeded.
 async fn wget(c: &TestCluster, pod: &str, url: &str) -> (bool, String) {
-    c.ok(&[
-        "run",
-        pod,
-        "--image=minke/toolbox",
-        "--restart=Never",
-        "--",
-        "wget",
-        "-qO-",
-        url,
-    ])
-    .await;
+    wget_with(c, pod, &[], url).await
+}
+
+/// [`wget`] with more `kubectl run` flags (e.g. `--labels=…`).
+pub(crate) async fn wget_with(
+    c: &TestCluster,
+    pod: &str,
+    flags: &[&str],
+    url: &str,
+) -> (bool, String) {
+    let mut args = vec!["run", pod, "--image=minke/toolbox", "--restart=Never"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "wget", "-qO-", url]);
+    c.ok(&args).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let phase = loop {
         let p = c

@@ -1,8 +1,9 @@
 //! The virtual pod network of one cluster — the CNI plugin's and kube-proxy's roles,
 //! in process. Pods attach with their IP ([`Network::attach`]); they listen and
 //! connect over in-memory streams ([`tcp`]); connections to a Service's ClusterIP
-//! are balanced over its ready endpoints ([`services`]); addresses outside the
-//! cluster reach the host's network when egress is allowed. Every cluster owns its
+//! are balanced over its ready endpoints ([`services`]); NetworkPolicies judge each
+//! new connection ([`policy`]); addresses outside the cluster reach the host's
+//! network when egress is allowed. Every cluster owns its
 //! own `Network`, so two clusters in one process with the same pod IPs never meet.
 //!
 //! What guests see of it: [`sockets`] implements `wasi:sockets` on top of it, and
@@ -12,6 +13,8 @@ pub mod addr;
 pub mod bridge;
 pub mod cluster_dns;
 pub mod http;
+pub mod ingress;
+pub mod policy;
 pub mod services;
 pub mod sockets;
 mod stream;
@@ -35,7 +38,7 @@ pub enum NetError {
     /// No pod or Service has that address.
     #[error("host unreachable")]
     Unreachable,
-    /// The cluster's policy forbids it (egress off, or a NetworkPolicy).
+    /// The cluster's policy forbids it (egress off).
     #[error("permission denied")]
     Denied,
     /// Someone already listens on that address and port.
@@ -115,6 +118,7 @@ struct Inner {
     next_attachment: std::sync::atomic::AtomicU64,
     listeners: tcp::Table,
     services: services::Table,
+    policies: policy::Table,
     resolver: OnceLock<Arc<dyn Resolve>>,
 }
 
@@ -137,6 +141,7 @@ impl Network {
                 next_attachment: std::sync::atomic::AtomicU64::new(1),
                 listeners: tcp::Table::default(),
                 services: services::Table::default(),
+                policies: policy::Table::default(),
                 resolver: OnceLock::new(),
             }),
         }
@@ -245,6 +250,7 @@ impl Network {
             services::Pick::NoEndpoints => return Err(NetError::Refused),
             services::Pick::NotAService => dst,
         };
+        self.policy_check(pod, dst, policy::Protocol::Tcp)?;
         if self.inner.listeners.has(dst) || addr::in_cluster(dst.ip()) {
             return match self.inner.listeners.connect(dst.ip(), dst, local, false) {
                 Err(NetError::Refused)

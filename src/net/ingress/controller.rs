@@ -1,0 +1,341 @@
+//! The Ingress controller: binds the proxy's host listeners, keeps its routes and
+//! certificates current from watches of Ingresses, IngressClasses, Services and
+//! TLS Secrets, and publishes the listen address in each served Ingress's
+//! `status.loadBalancer.ingress`, as a cloud or bare-metal controller would.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::certs::{self, CertError, Certs, Resolver};
+use super::proxy::{self, Proxy};
+use super::routes::Routes;
+use crate::net::Network;
+
+/// The `spec.controller` of IngressClasses minke serves.
+pub const CONTROLLER: &str = "minke.dev/ingress";
+/// The IngressClass created at bootstrap (the cluster's default).
+pub const CLASS: &str = "minke";
+/// The annotation that makes an IngressClass the default.
+pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+/// The annotation older Ingresses name their class with.
+const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
+/// Why the Ingress proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A host listener could not be bound.
+    #[error("cannot listen on {addr} for ingress: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS setup failed.
+    #[error("ingress TLS: {0}")]
+    Tls(String),
+}
+
+impl From<CertError> for Error {
+    fn from(e: CertError) -> Error {
+        Error::Tls(e.to_string())
+    }
+}
+
+/// Where the proxy listens on the host.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Plain HTTP (port 0 picks one); `None`: no HTTP listener.
+    pub http: Option<SocketAddr>,
+    /// HTTPS, certificates from Ingresses' `spec.tls`; `None`: no HTTPS listener.
+    pub https: Option<SocketAddr>,
+    /// The address published in Ingress status when a listener's is unspecified.
+    pub node_address: IpAddr,
+}
+
+/// Where the proxy listens, once bound.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Addrs {
+    /// The HTTP listener.
+    pub http: Option<SocketAddr>,
+    /// The HTTPS listener.
+    pub https: Option<SocketAddr>,
+}
+
+async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Error> {
+    let Some(addr) = addr else { return Ok(None) };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+/// Bind the listeners `config` asks for and start serving them and syncing the
+/// routes; tasks stop on `shutdown`. With no listener asked for, nothing starts.
+pub async fn start(
+    config: Config,
+    client: kube::Client,
+    net: Network,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<Addrs, Error> {
+    let (http, https) = (bind(config.http).await?, bind(config.https).await?);
+    let local = |l: &Option<TcpListener>, asked: Option<SocketAddr>| match (l, asked) {
+        (Some(l), Some(addr)) => l
+            .local_addr()
+            .map(Some)
+            .map_err(|source| Error::Listen { addr, source }),
+        _ => Ok(None),
+    };
+    let addrs = Addrs {
+        http: local(&http, config.http)?,
+        https: local(&https, config.https)?,
+    };
+    let Some(published) = addrs.http.or(addrs.https).map(|a| a.ip()) else {
+        return Ok(addrs);
+    };
+    let published = if published.is_unspecified() {
+        config.node_address
+    } else {
+        published
+    };
+    let resolver = Arc::new(Resolver::new()?);
+    let proxy = Arc::new(Proxy::new(net, shutdown.clone()));
+    if let Some(l) = http {
+        tasks.spawn(proxy::serve(l, proxy.clone(), None));
+    }
+    if let Some(l) = https {
+        let tls = certs::server_config(resolver.clone()).map_err(|e| Error::Tls(e.to_string()))?;
+        tasks.spawn(proxy::serve(l, proxy.clone(), Some(tls.into())));
+    }
+    tasks.spawn(sync(client, proxy, resolver, published, shutdown));
+    tracing::info!(http = ?addrs.http, https = ?addrs.https, "ingress proxy listening");
+    Ok(addrs)
+}
+
+/// The watched objects the routes are built from.
+struct Stores {
+    ingresses: Store<Ingress>,
+    classes: Store<IngressClass>,
+    services: Store<Service>,
+    secrets: Store<Secret>,
+}
+
+/// Rebuild routes and certificates on every change until `shutdown`.
+async fn sync(
+    client: kube::Client,
+    proxy: Arc<Proxy>,
+    resolver: Arc<Resolver>,
+    published: IpAddr,
+    shutdown: CancellationToken,
+) {
+    fn watch<K>(
+        api: Api<K>,
+        config: watcher::Config,
+    ) -> (
+        Store<K>,
+        futures::stream::BoxStream<'static, ()>,
+    )
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = reflector::store::<K>();
+        let events = reflector::reflector(writer, watcher(api, config))
+            .default_backoff()
+            .touched_objects()
+            .map(|_| ())
+            .boxed();
+        (store, events)
+    }
+    let all = watcher::Config::default;
+    let (ingresses, a) = watch(Api::<Ingress>::all(client.clone()), all());
+    let (classes, b) = watch(Api::<IngressClass>::all(client.clone()), all());
+    let (services, c) = watch(Api::<Service>::all(client.clone()), all());
+    let (secrets, d) = watch(
+        Api::<Secret>::all(client.clone()),
+        all().fields("type=kubernetes.io/tls"),
+    );
+    let stores = Stores {
+        ingresses,
+        classes,
+        services,
+        secrets,
+    };
+    let mut events = futures::stream::select_all([a, b, c, d]);
+    loop {
+        tokio::select! {
+            ev = events.next() => {
+                if ev.is_none() {
+                    break;
+                }
+                // Let a burst of changes land before rebuilding once.
+                while let Some(Some(())) = futures::FutureExt::now_or_never(events.next()) {}
+                rebuild(&client, &stores, &proxy, &resolver, published).await;
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    tracing::debug!("ingress sync stopped");
+}
+
+async fn rebuild(
+    client: &kube::Client,
+    stores: &Stores,
+    proxy: &Proxy,
+    resolver: &Resolver,
+    published: IpAddr,
+) {
+    let classes = stores.classes.state();
+    let mut served: Vec<Arc<Ingress>> = stores
+        .ingresses
+        .state()
+        .into_iter()
+        .filter(|i| is_served(i, &classes))
+        .collect();
+    served.sort_by(|a, b| {
+        let key = |i: &Ingress| {
+            (
+                i.metadata.creation_timestamp.clone(),
+                i.metadata.namespace.clone(),
+                i.metadata.name.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let ingresses = || served.iter().map(AsRef::as_ref);
+    proxy.set_routes(Routes::build(ingresses(), |ns, name| {
+        stores.services.get(&ObjectRef::new(name).within(ns))
+    }));
+    resolver.set(Certs::build(ingresses(), |ns, name| {
+        stores.secrets.get(&ObjectRef::new(name).within(ns))
+    }));
+    for ing in &served {
+        publish(client, ing, published).await;
+    }
+}
+
+/// Whether minke serves `ing`: its class (by `spec.ingressClassName`, else the
+/// legacy annotation) is one whose controller is minke's, or it names none and
+/// the default class is minke's.
+fn is_served(ing: &Ingress, classes: &[Arc<IngressClass>]) -> bool {
+    let ours = |c: &IngressClass| {
+        c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(CONTROLLER)
+    };
+    let named = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref())
+        .or_else(|| {
+            ing.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
+                .map(String::as_str)
+        });
+    match named {
+        Some(name) => classes
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(name) && ours(c)),
+        None => classes.iter().any(|c| {
+            ours(c)
+                && c.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+                    .is_some_and(|v| v == "true")
+        }),
+    }
+}
+
+/// Set `status.loadBalancer.ingress` of `ing` to `[{ip}]` unless it says so already.
+async fn publish(client: &kube::Client, ing: &Ingress, ip: IpAddr) {
+    let ip = ip.to_string();
+    let current: Vec<Option<&str>> = ing
+        .status
+        .iter()
+        .flat_map(|s| s.load_balancer.iter())
+        .flat_map(|lb| lb.ingress.iter().flatten())
+        .map(|i| i.ip.as_deref())
+        .collect();
+    if current == [Some(ip.as_str())] {
+        return;
+    }
+    let (Some(ns), Some(name)) = (&ing.metadata.namespace, &ing.metadata.name) else {
+        return;
+    };
+    let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}});
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+    {
+        tracing::debug!(ingress = %format!("{ns}/{name}"), error = %e, "publishing the ingress address");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, controller: &str, default: bool) -> Arc<IngressClass> {
+        let annotations = if default {
+            json!({(DEFAULT_CLASS_ANNOTATION): "true"})
+        } else {
+            json!({})
+        };
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "annotations": annotations},
+                "spec": {"controller": controller}
+            }))
+            .expect("class"),
+        )
+    }
+
+    fn ingress(class: Option<&str>, legacy: Option<&str>) -> Ingress {
+        let annotations = legacy.map_or(json!({}), |l| json!({(LEGACY_CLASS_ANNOTATION): l}));
+        serde_json::from_value(json!({
+            "metadata": {"name": "i", "namespace": "default", "annotations": annotations},
+            "spec": {"ingressClassName": class}
+        }))
+        .expect("ingress")
+    }
+
+    #[test]
+    fn ingresses_of_our_classes_or_of_none_when_ours_is_the_default_are_served() {
+        let ours_default = [
+            class(CLASS, CONTROLLER, true),
+            class("nginx", "k8s.io/ingress-nginx", false),
+        ];
+        assert!(is_served(&ingress(Some(CLASS), None), &ours_default));
+        assert!(is_served(&ingress(None, None), &ours_default));
+        assert!(is_served(&ingress(None, Some(CLASS)), &ours_default));
+        assert!(!is_served(&ingress(Some("nginx"), None), &ours_default));
+        assert!(!is_served(&ingress(None, Some("nginx")), &ours_default));
+        assert!(!is_served(&ingress(Some("absent"), None), &ours_default));
+        let nginx_default = [
+            class(CLASS, CONTROLLER, false),
+            class("nginx", "k8s.io/ingress-nginx", true),
+        ];
+        assert!(!is_served(&ingress(None, None), &nginx_default));
+        assert!(is_served(&ingress(Some(CLASS), None), &nginx_default));
+    }
+}
