@@ -115,15 +115,22 @@ async fn ingress_routes_hosts_and_paths_to_services_over_http_and_tls() {
     let http = c.cluster.ingress_addr().expect("http listener");
     let https = c.cluster.ingress_tls_addr().expect("https listener");
     assert_eq!(
-        c.ok(&["get", "ingressclass", "-o", "jsonpath={.items[*].spec.controller}"])
-            .await,
+        c.ok(&[
+            "get",
+            "ingressclass",
+            "-o",
+            "jsonpath={.items[*].spec.controller}"
+        ])
+        .await,
         "minke.dev/ingress"
     );
 
     c.ok_stdin(&["apply", "-f", "-"], APPS).await;
     let (crt, key) = self_signed(&c, "shop.test");
-    c.ok(&["create", "secret", "tls", "shop-tls", "--cert", &crt, "--key", &key])
-        .await;
+    c.ok(&[
+        "create", "secret", "tls", "shop-tls", "--cert", &crt, "--key", &key,
+    ])
+    .await;
     c.ok_stdin(&["apply", "-f", "-"], INGRESS).await;
     for d in ["alpha", "beta"] {
         c.ok(&["rollout", "status", &format!("deployment/{d}"), WAIT])
@@ -155,9 +162,17 @@ async fn ingress_routes_hosts_and_paths_to_services_over_http_and_tls() {
     let code = |host: &'static str, path: &'static str| {
         let url = url(path);
         async move {
-            curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Host: {host}"), &url])
-                .await
-                .expect("curl")
+            curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Host: {host}"),
+                &url,
+            ])
+            .await
+            .expect("curl")
         }
     };
     assert_eq!(code("other.test", "/a").await, "404");
@@ -194,10 +209,21 @@ async fn ingress_routes_hosts_and_paths_to_services_over_http_and_tls() {
         r#"[{"op":"add","path":"/spec/rules/0/http/paths/-","value":{"path":"/c","pathType":"Prefix","backend":{"service":{"name":"alpha","port":{"number":80}}}}}]"#,
     ])
     .await;
-    curl_until(&["-H", "Host: shop.test", &url("/c")], |o| o.contains("pod: alpha-")).await;
+    curl_until(&["-H", "Host: shop.test", &url("/c")], |o| {
+        o.contains("pod: alpha-")
+    })
+    .await;
     c.ok(&["delete", "ingress", "shop"]).await;
     curl_until(
-        &["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: shop.test", &url("/a")],
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: shop.test",
+            &url("/a"),
+        ],
         |o| o == "404",
     )
     .await;

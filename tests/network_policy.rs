@@ -2,7 +2,8 @@
 //! behind Service `web` — a toolbox pod's `wget` then fails (as a dropped
 //! connection does, with a timeout), and works again once the policy is deleted;
 //! a policy admitting only pods labelled `access=true` lets such a pod through
-//! and not another; the node (NodePort) is never filtered.
+//! and not another; an egress policy holds its pods in; the node (NodePort) is
+//! never filtered.
 
 use std::net::SocketAddr;
 
@@ -54,6 +55,16 @@ spec:
     ports: [{port: http}]
 "#;
 
+const LOCKED: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: locked-egress}
+spec:
+  podSelector: {matchLabels: {role: locked}}
+  policyTypes: [Egress]
+  egress: [{to: [{podSelector: {matchLabels: {app: db}}}]}]
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     let node = node_address();
@@ -75,7 +86,13 @@ async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     assert!(out.contains("timed out"), "{out}");
     // The node is not subject to policies: the NodePort still answers.
     let node_port = c
-        .ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"])
+        .ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
         .await;
     let at = SocketAddr::new(node, node_port.parse().expect("node port"));
     let mut s = tokio::net::TcpStream::connect(at).await.expect("node port");
@@ -96,4 +113,13 @@ async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     assert!(out.contains("pod: web-"), "{out}");
     let (ok, out) = wget("stranger", &["--labels=access=false"]).await;
     assert!(!ok, "{out}");
+    assert!(out.contains("timed out"), "{out}");
+
+    // Egress: pods labelled `role=locked` may only reach `app=db` pods, so not web,
+    // even as `access=true`.
+    c.ok_stdin(&["apply", "-f", "-"], LOCKED).await;
+    let (ok, out) = wget("locked", &["--labels=access=true,role=locked"]).await;
+    assert!(!ok, "{out}");
+    let (ok, out) = wget("unlocked", &["--labels=access=true,role=free"]).await;
+    assert!(ok, "{out}");
 }

@@ -162,9 +162,10 @@ impl Resolver {
         let key = rcgen::KeyPair::generate().map_err(|e| failed(&e))?;
         let mut params = rcgen::CertificateParams::new(vec!["ingress.minke.local".into()])
             .map_err(|e| failed(&e))?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "minke ingress default certificate");
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "minke ingress default certificate",
+        );
         let cert = params.self_signed(&key).map_err(|e| failed(&e))?;
         let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
             .map_err(|e| failed(&e))?;

@@ -144,10 +144,7 @@ async fn sync(
     fn watch<K>(
         api: Api<K>,
         config: watcher::Config,
-    ) -> (
-        Store<K>,
-        futures::stream::BoxStream<'static, ()>,
-    )
+    ) -> (Store<K>, futures::stream::BoxStream<'static, ()>)
     where
         K: Resource<DynamicType = ()>
             + Clone

@@ -175,8 +175,8 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
     let (Ok(client), Ok(backend)) = (client.await, backend.await) else {
         return;
     };
-    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(backend))
-        .await;
+    let _ =
+        tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await;
 }
 
 /// The request's host: the `Host` header, else the URI's authority.
@@ -205,10 +205,7 @@ fn prepare_request<B>(req: &mut Request<B>, origin: Origin, upgrade: bool) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let client = origin.client.ip().to_string();
-    let forwarded_for = match headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(earlier) => format!("{earlier}, {client}"),
         None => client.clone(),
     };
@@ -219,7 +216,10 @@ fn prepare_request<B>(req: &mut Request<B>, origin: Origin, upgrade: bool) {
     };
     set("x-forwarded-for", &forwarded_for);
     set("x-real-ip", &client);
-    set("x-forwarded-proto", if origin.tls { "https" } else { "http" });
+    set(
+        "x-forwarded-proto",
+        if origin.tls { "https" } else { "http" },
+    );
     set("x-forwarded-port", &origin.port.to_string());
     if let Some(h) = &host {
         set("x-forwarded-host", h);
@@ -300,7 +300,9 @@ async fn connection(
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => serve_http(stream, origin, proxy).await,
-                Ok(Err(e)) => tracing::debug!(client = %origin.client, error = %e, "TLS handshake failed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %origin.client, error = %e, "TLS handshake failed")
+                }
                 Err(_) => tracing::debug!(client = %origin.client, "TLS handshake timed out"),
             }
         }

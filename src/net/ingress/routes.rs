@@ -344,7 +344,11 @@ mod tests {
             }),
         );
         let r = Routes::build([&older, &newer], services);
-        assert_eq!(who(&r, Some("x.test"), "/p"), Some('b'), "the older Ingress wins");
+        assert_eq!(
+            who(&r, Some("x.test"), "/p"),
+            Some('b'),
+            "the older Ingress wins"
+        );
         assert_eq!(who(&r, Some("x.test"), "/q"), Some('a'));
         assert_eq!(who(&r, Some("y.test"), "/q"), Some('c'));
         assert_eq!(who(&r, Some("z.test"), "/"), Some('a'));

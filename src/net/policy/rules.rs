@@ -96,7 +96,9 @@ pub struct Cidr {
 impl std::str::FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s.split_once('/').ok_or_else(|| format!("{s:?}: no prefix length"))?;
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: no prefix length"))?;
         let net: IpAddr = ip.parse().map_err(|e| format!("{s:?}: {e}"))?;
         let prefix: u8 = len.parse().map_err(|e| format!("{s:?}: {e}"))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
@@ -288,7 +290,10 @@ impl Policy {
                     None => pod.namespace == self.namespace,
                     Some(ns) => selects(Some(ns), Some(pod.namespace_labels)),
                 };
-                in_namespace && pods.as_ref().is_none_or(|p| selects(Some(p), Some(pod.labels)))
+                in_namespace
+                    && pods
+                        .as_ref()
+                        .is_none_or(|p| selects(Some(p), Some(pod.labels)))
             }
         }
     }
@@ -348,8 +353,7 @@ impl Policies {
             .pod
             .is_none_or(|pod| self.side_allows(Direction::Egress, &pod, &c.dst, c));
         egress
-            && c
-                .dst
+            && c.dst
                 .pod
                 .is_none_or(|pod| self.side_allows(Direction::Ingress, &pod, &c.src, c))
     }
@@ -363,7 +367,12 @@ impl Policies {
         c: &Connection<'_>,
     ) -> bool {
         let mut isolated = false;
-        for policy in self.by_namespace.get(subject.namespace).into_iter().flatten() {
+        for policy in self
+            .by_namespace
+            .get(subject.namespace)
+            .into_iter()
+            .flatten()
+        {
             let rules = match dir {
                 Direction::Ingress => &policy.ingress,
                 Direction::Egress => &policy.egress,
@@ -463,7 +472,10 @@ mod tests {
 
     #[test]
     fn without_policies_everything_is_allowed() {
-        let (a, b) = (pod("10.244.0.2", "default", &[]), pod("10.244.0.3", "default", &[]));
+        let (a, b) = (
+            pod("10.244.0.2", "default", &[]),
+            pod("10.244.0.3", "default", &[]),
+        );
         let p = policies(&[]);
         assert!(p.is_empty());
         assert!(p.allows(&conn(a.end(), b.end(), 80)));

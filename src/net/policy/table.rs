@@ -13,7 +13,7 @@ use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::rules::{Connection, End, NamedPort, Policies, PodRef, Protocol};
+use super::rules::{Connection, End, NamedPort, PodRef, Policies, Protocol};
 use crate::net::{NetError, Network, PodInfo};
 
 /// The NetworkPolicies of one cluster, compiled, with read access to its pods and
@@ -59,10 +59,7 @@ impl Table {
     }
 
     fn policies(&self) -> Arc<Policies> {
-        self.policies
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_default()
+        self.policies.read().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// What the policies need to know of the pod `info` (unknown labels are none).
@@ -220,11 +217,8 @@ pub async fn run(client: kube::Client, net: Network) {
     .default_backoff()
     .touched_objects()
     .map(|_| false);
-    let mut events = futures::stream::select_all([
-        policy_events.boxed(),
-        pod_events.boxed(),
-        ns_events.boxed(),
-    ]);
+    let mut events =
+        futures::stream::select_all([policy_events.boxed(), pod_events.boxed(), ns_events.boxed()]);
     while let Some(policy_changed) = events.next().await {
         if policy_changed {
             table.set_policies(&policies.state());
