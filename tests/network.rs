@@ -26,7 +26,7 @@ fn rand_byte() -> u8 {
 }
 
 /// `GET path` over plain HTTP/1.0; the response body.
-async fn http_get(at: SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(at: SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: web\r\n\r\n").as_bytes())
         .await
@@ -36,6 +36,20 @@ async fn http_get(at: SocketAddr, path: &str) -> String {
     out.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or(out)
+}
+
+/// The first NodePort of Service `svc`.
+pub(crate) async fn node_port(c: &TestCluster, svc: &str) -> u16 {
+    c.ok(&[
+        "get",
+        "svc",
+        svc,
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ])
+    .await
+    .parse()
+    .expect("node port")
 }
 
 /// Run `wget -qO- URL` in a toolbox pod; its output once it ends, and whether it
@@ -115,17 +129,7 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     let vip = c
         .ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])
         .await;
-    let node_port: u16 = c
-        .ok(&[
-            "get",
-            "svc",
-            "web",
-            "-o",
-            "jsonpath={.spec.ports[0].nodePort}",
-        ])
-        .await
-        .parse()
-        .expect("node port");
+    let node_port = node_port(&c, "web").await;
     let ready = c
         .ok(&[
             "get",

@@ -7,10 +7,8 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::common::TestCluster;
-use crate::network::{node_address, wget_with};
+use crate::network::{http_get, node_address, node_port, wget_with};
 
 const WAIT: &str = "--timeout=120s";
 
@@ -85,22 +83,8 @@ async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     assert!(!ok, "{out}");
     assert!(out.contains("timed out"), "{out}");
     // The node is not subject to policies: the NodePort still answers.
-    let node_port = c
-        .ok(&[
-            "get",
-            "svc",
-            "web",
-            "-o",
-            "jsonpath={.spec.ports[0].nodePort}",
-        ])
-        .await;
-    let at = SocketAddr::new(node, node_port.parse().expect("node port"));
-    let mut s = tokio::net::TcpStream::connect(at).await.expect("node port");
-    s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        .await
-        .expect("request");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).await.expect("answer");
+    let at = SocketAddr::new(node, node_port(&c, "web").await);
+    let answer = http_get(at, "/").await;
     assert!(answer.contains("pod: web-"), "{answer}");
 
     c.ok(&["delete", "networkpolicy", "deny-web"]).await;

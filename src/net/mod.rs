@@ -19,6 +19,7 @@ pub mod services;
 pub mod sockets;
 mod stream;
 pub mod tcp;
+mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -3,7 +3,6 @@
 //! SNI; a self-signed certificate answers names no Ingress covers (as
 //! ingress-nginx's "fake certificate" does).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,7 +10,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::routes::normalize_host;
+use super::hosts::{ByHost, normalize};
 
 /// Why a certificate could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +79,7 @@ pub fn from_secret(secret: &Secret) -> Result<Arc<CertifiedKey>, CertError> {
 /// Certificates by the host names they serve.
 #[derive(Debug, Default)]
 pub struct Certs {
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// By the suffix after `*.`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    hosts: ByHost<Option<Arc<CertifiedKey>>>,
     /// From a `tls` entry without hosts: for names nothing else covers.
     default: Option<Arc<CertifiedKey>>,
 }
@@ -117,12 +114,7 @@ impl Certs {
                     certs.default = Some(key.clone());
                 }
                 for host in hosts {
-                    let host = host.to_ascii_lowercase();
-                    let slot = match host.strip_prefix("*.") {
-                        Some(suffix) => certs.wildcard.entry(suffix.to_string()),
-                        None => certs.exact.entry(host),
-                    };
-                    slot.or_insert_with(|| key.clone());
+                    certs.hosts.entry(host).get_or_insert_with(|| key.clone());
                 }
             }
         }
@@ -131,19 +123,9 @@ impl Certs {
 
     /// The certificate for SNI name `name`.
     pub fn find(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let Some(name) = name.map(normalize_host) else {
-            return self.default.clone();
-        };
-        self.exact
-            .get(&name)
-            .or_else(|| {
-                let (label, suffix) = name.split_once('.')?;
-                (!label.is_empty())
-                    .then(|| self.wildcard.get(suffix))
-                    .flatten()
-            })
-            .or(self.default.as_ref())
-            .cloned()
+        name.map(normalize)
+            .and_then(|n| self.hosts.get(&n).cloned().flatten())
+            .or_else(|| self.default.clone())
     }
 }
 

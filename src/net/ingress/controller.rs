@@ -9,10 +9,10 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use super::certs::{self, CertError, Certs, Resolver};
 use super::proxy::{self, Proxy};
 use super::routes::Routes;
 use crate::net::Network;
+use crate::net::watch::reflect;
 
 /// The `spec.controller` of IngressClasses minke serves.
 pub const CONTROLLER: &str = "minke.dev/ingress";
@@ -141,32 +142,11 @@ async fn sync(
     published: IpAddr,
     shutdown: CancellationToken,
 ) {
-    fn watch<K>(
-        api: Api<K>,
-        config: watcher::Config,
-    ) -> (Store<K>, futures::stream::BoxStream<'static, ()>)
-    where
-        K: Resource<DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + Sync
-            + 'static,
-    {
-        let (store, writer) = reflector::store::<K>();
-        let events = reflector::reflector(writer, watcher(api, config))
-            .default_backoff()
-            .touched_objects()
-            .map(|_| ())
-            .boxed();
-        (store, events)
-    }
     let all = watcher::Config::default;
-    let (ingresses, a) = watch(Api::<Ingress>::all(client.clone()), all());
-    let (classes, b) = watch(Api::<IngressClass>::all(client.clone()), all());
-    let (services, c) = watch(Api::<Service>::all(client.clone()), all());
-    let (secrets, d) = watch(
+    let (ingresses, a) = reflect(Api::<Ingress>::all(client.clone()), all());
+    let (classes, b) = reflect(Api::<IngressClass>::all(client.clone()), all());
+    let (services, c) = reflect(Api::<Service>::all(client.clone()), all());
+    let (secrets, d) = reflect(
         Api::<Secret>::all(client.clone()),
         all().fields("type=kubernetes.io/tls"),
     );

@@ -5,6 +5,7 @@
 //! created at bootstrap as the default class), or of any class with that
 //! controller, and those naming no class while minke's is the default.
 //!
+//! - [`hosts`]: host names, exact and wildcard, as Kubernetes defines them.
 //! - [`routes`]: host and path matching, as Kubernetes defines it.
 //! - [`certs`]: `spec.tls` certificates from Secrets, chosen by SNI.
 //! - [`proxy`]: the listeners and the forwarding of each request.
@@ -15,6 +16,7 @@
 
 pub mod certs;
 pub mod controller;
+pub mod hosts;
 pub mod proxy;
 pub mod routes;
 

@@ -330,6 +330,14 @@ where
 mod tests {
     use super::*;
 
+    fn origin(port: u16, tls: bool) -> Origin {
+        Origin {
+            client: "127.0.0.1:5555".parse().expect("addr"),
+            port,
+            tls,
+        }
+    }
+
     #[test]
     fn requests_lose_hop_by_hop_headers_and_gain_forwarded_ones() {
         let mut req = Request::builder()
@@ -341,12 +349,7 @@ mod tests {
             .header("accept", "*/*")
             .body(())
             .expect("request");
-        let origin = Origin {
-            client: "127.0.0.1:5555".parse().expect("addr"),
-            port: 10443,
-            tls: true,
-        };
-        prepare_request(&mut req, origin, false);
+        prepare_request(&mut req, origin(10443, true), false);
         assert_eq!(req.uri(), "/cart?id=1");
         let h = req.headers();
         for gone in ["connection", "x-secret", "keep-alive"] {
@@ -369,12 +372,7 @@ mod tests {
             .header("upgrade", "websocket")
             .body(())
             .expect("request");
-        let origin = Origin {
-            client: "127.0.0.1:5555".parse().expect("addr"),
-            port: 10080,
-            tls: false,
-        };
-        prepare_request(&mut req, origin, true);
+        prepare_request(&mut req, origin(10080, false), true);
         assert_eq!(req.headers()["upgrade"], "websocket");
         assert_eq!(req.headers()["connection"], "upgrade");
         assert_eq!(req.headers()["x-forwarded-proto"], "http");

@@ -12,11 +12,12 @@
 //! oldest Ingress. When nothing matches, the group's `defaultBackend` (of its
 //! oldest Ingress that has one) serves, else the oldest Ingress's, else nothing.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+
+use super::hosts::{ByHost, normalize};
 
 /// Where a matched request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,9 +89,7 @@ impl Group {
 /// Every route of the Ingresses served.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
-    exact: HashMap<String, Group>,
-    /// By the suffix after `*.`.
-    wildcard: HashMap<String, Group>,
+    hosts: ByHost<Group>,
     any: Group,
     default: Option<Backend>,
 }
@@ -114,13 +113,9 @@ impl Routes {
                 routes.default.clone_from(&default);
             }
             for rule in spec.rules.iter().flatten() {
-                let host = rule.host.as_deref().map(str::to_ascii_lowercase);
-                let group = match host.as_deref() {
+                let group = match rule.host.as_deref() {
                     None | Some("") => &mut routes.any,
-                    Some(h) => match h.strip_prefix("*.") {
-                        Some(suffix) => routes.wildcard.entry(suffix.to_string()).or_default(),
-                        None => routes.exact.entry(h.to_string()).or_default(),
-                    },
+                    Some(h) => routes.hosts.entry(h),
                 };
                 if group.default.is_none() {
                     group.default.clone_from(&default);
@@ -140,9 +135,8 @@ impl Routes {
             }
         }
         for g in routes
-            .exact
+            .hosts
             .values_mut()
-            .chain(routes.wildcard.values_mut())
             .chain(std::iter::once(&mut routes.any))
         {
             g.sort();
@@ -153,32 +147,10 @@ impl Routes {
     /// The backend for a request to `host` (from the `Host` header or the URI, any
     /// port stripped) and `path` (without the query).
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Backend> {
-        let host = host.map(normalize_host).unwrap_or_default();
-        let group = self
-            .exact
-            .get(&host)
-            .or_else(|| {
-                let (label, suffix) = host.split_once('.')?;
-                (!label.is_empty())
-                    .then(|| self.wildcard.get(suffix))
-                    .flatten()
-            })
-            .unwrap_or(&self.any);
+        let host = host.map(normalize).unwrap_or_default();
+        let group = self.hosts.get(&host).unwrap_or(&self.any);
         group.find(path).or(self.default.as_ref())
     }
-}
-
-/// `Example.COM:8080` → `example.com`; `[::1]:80` → `::1`; a trailing dot dropped.
-pub fn normalize_host(host: &str) -> String {
-    let bare = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        }
-    };
-    bare.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Resolve an Ingress backend in namespace `ns` to a Service port's ClusterIP.
@@ -375,13 +347,5 @@ mod tests {
         );
         assert_eq!(who(&r, None, "/nope"), Some('!'));
         assert_eq!(who(&r, None, "/port"), Some('!'));
-    }
-
-    #[test]
-    fn hosts_normalize() {
-        assert_eq!(normalize_host("Example.COM:8080"), "example.com");
-        assert_eq!(normalize_host("example.com."), "example.com");
-        assert_eq!(normalize_host("[::1]:80"), "::1");
-        assert_eq!(normalize_host("10.0.0.1"), "10.0.0.1");
     }
 }

@@ -10,10 +10,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 
 use super::rules::{Connection, End, NamedPort, PodRef, Policies, Protocol};
+use crate::net::watch::reflect;
 use crate::net::{NetError, Network, PodInfo};
 
 /// The NetworkPolicies of one cluster, compiled, with read access to its pods and
@@ -183,42 +184,22 @@ impl Network {
 /// Keep `net`'s policy table current from the cluster's NetworkPolicies, Pods and
 /// Namespaces until the task is dropped.
 pub async fn run(client: kube::Client, net: Network) {
-    let (policies, policy_writer) = reflector::store::<NetworkPolicy>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let (namespaces, ns_writer) = reflector::store::<Namespace>();
+    let all = watcher::Config::default;
+    let (policies, policy_ticks) = reflect(Api::<NetworkPolicy>::all(client.clone()), all());
+    let (pods, pod_ticks) = reflect(Api::<Pod>::all(client.clone()), all());
+    let (namespaces, ns_ticks) = reflect(Api::<Namespace>::all(client), all());
     let table = &net.inner.policies;
     if table.objects.set((pods, namespaces)).is_err() {
         tracing::warn!("the NetworkPolicy table is already kept by another task");
         return;
     }
-    let policy_events = reflector::reflector(
-        policy_writer,
-        watcher(
-            Api::<NetworkPolicy>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| true);
-    // Pods and namespaces are only read at verdict time; their streams just keep
+    // Pods and namespaces are only read at verdict time; their ticks just keep
     // the stores current.
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| false);
-    let ns_events = reflector::reflector(
-        ns_writer,
-        watcher(Api::<Namespace>::all(client), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| false);
-    let mut events =
-        futures::stream::select_all([policy_events.boxed(), pod_events.boxed(), ns_events.boxed()]);
+    let mut events = futures::stream::select_all([
+        policy_ticks.map(|()| true).boxed(),
+        pod_ticks.map(|()| false).boxed(),
+        ns_ticks.map(|()| false).boxed(),
+    ]);
     while let Some(policy_changed) = events.next().await {
         if policy_changed {
             table.set_policies(&policies.state());
