@@ -251,7 +251,7 @@ impl Network {
             services::Pick::NoEndpoints => return Err(NetError::Refused),
             services::Pick::NotAService => dst,
         };
-        self.policy_check(pod, dst, policy::Protocol::Tcp)?;
+        self.policy_check(pod, dst, policy::Protocol::Tcp).await?;
         if self.inner.listeners.has(dst) || addr::in_cluster(dst.ip()) {
             return match self.inner.listeners.connect(dst.ip(), dst, local, false) {
                 Err(NetError::Refused)

@@ -8,12 +8,14 @@
 //! - [`hosts`]: host names, exact and wildcard, as Kubernetes defines them.
 //! - [`routes`]: host and path matching, as Kubernetes defines it.
 //! - [`certs`]: `spec.tls` certificates from Secrets, chosen by SNI.
-//! - [`proxy`]: the listeners and the forwarding of each request.
+//! - [`proxy`]: the listeners and the forwarding of each request;
+//!   [`backend`]: its connection to the backend.
 //! - [`controller`]: watches, reloads, status, and [`start`].
 //!
 //! The proxy runs on the node, as a host-network ingress controller would: its
 //! connections come from the node, so NetworkPolicies do not filter them.
 
+pub mod backend;
 pub mod certs;
 pub mod controller;
 pub mod hosts;

@@ -24,7 +24,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::routes::{Backend, Routes};
+use super::backend::Backend;
+use super::routes::{self, Routes};
 use crate::net::{NetError, Network};
 
 /// The body of what the proxy answers.
@@ -106,8 +107,10 @@ impl Proxy {
                     host.as_deref().unwrap_or("")
                 ),
             ),
-            Some(Backend::Unavailable(why)) => text(StatusCode::SERVICE_UNAVAILABLE, why),
-            Some(Backend::Service { addr, name }) => self.forward(req, addr, &name, origin).await,
+            Some(routes::Backend::Unavailable(why)) => text(StatusCode::SERVICE_UNAVAILABLE, why),
+            Some(routes::Backend::Service { addr, name }) => {
+                self.forward(req, addr, &name, origin).await
+            }
         }
     }
 
@@ -134,7 +137,9 @@ impl Proxy {
             }
         };
         let (mut sender, driver) =
-            match hyper::client::conn::http1::handshake(TokioIo::new(conn.stream)).await {
+            match hyper::client::conn::http1::handshake(TokioIo::new(Backend::new(conn.stream)))
+                .await
+            {
                 Ok(pair) => pair,
                 Err(e) => return text(StatusCode::BAD_GATEWAY, format!("service {name}: {e}")),
             };
@@ -164,7 +169,20 @@ impl Proxy {
                     }
                 });
             }
-            _ => strip_hop_by_hop(resp.headers_mut(), false),
+            _ => {
+                // A backend that will close (e.g. it answered without reading the
+                // whole body) has the client stop sending, too.
+                let closing = resp
+                    .headers()
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                strip_hop_by_hop(resp.headers_mut(), false);
+                if closing {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+            }
         }
         resp.map(BodyExt::boxed)
     }

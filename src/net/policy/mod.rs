@@ -8,7 +8,8 @@
 //!   API server does (Ingress always, Egress when egress rules are present).
 //! - [`table`]: the policies in force and read access to the pods and namespaces
 //!   they select, kept by watches ([`run`]); [`Network::policy_check`] is the hook
-//!   the connect path calls.
+//!   the TCP connect path awaits, [`Network::policy_allows`] the verdict itself
+//!   (for datagrams, which a policy drops silently).
 //!
 //! Choices where Kubernetes leaves room:
 //! - Connections from the node (NodePorts and LoadBalancer ports, port-forward,
@@ -17,8 +18,9 @@
 //!   node to its pods. Connections to an address that is no pod (the outside, or
 //!   a virtual address such as the kube-dns ClusterIP) face only the source's
 //!   egress rules, matched by ipBlock.
-//! - A refused connection fails at once with a timeout (`ETIMEDOUT`), which is
-//!   what a guest sees of a dropped SYN, without the minute of retransmissions.
+//! - A refused connection fails with a timeout (`ETIMEDOUT`) after half a
+//!   second: what a guest sees of a dropped SYN, without the minute of
+//!   retransmissions a real one costs.
 //! - A connection admitted once is never checked again: replies flow, and a
 //!   policy added later does not cut connections already open (as conntrack-based
 //!   implementations behave).
@@ -26,6 +28,7 @@
 //!   egress policy never breaks DNS.
 //!
 //! [`Network::policy_check`]: crate::net::Network::policy_check
+//! [`Network::policy_allows`]: crate::net::Network::policy_allows
 
 pub mod rules;
 pub mod table;

@@ -136,9 +136,14 @@ impl Table {
     }
 }
 
+/// How long a refused connection attempt hangs before it fails: long enough to
+/// look like a dropped SYN (and for a guest to have written its request, so that
+/// it reports the timeout rather than a broken pipe), far shorter than the minute
+/// of retransmissions a real drop costs.
+const DROPPED_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a guest sees of a connection its policies refuse: the error of a connect
-/// whose packets were dropped (a timeout), at once rather than after the
-/// retransmissions a real drop costs.
+/// whose packets were dropped (a timeout).
 fn dropped() -> NetError {
     NetError::Io(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
@@ -147,24 +152,25 @@ fn dropped() -> NetError {
 }
 
 impl Network {
-    /// The NetworkPolicy verdict on a new connection from the pod at `src` (`None`:
-    /// the node) to `dst` — an endpoint, after Service translation. Traffic already
-    /// admitted (replies included) is never checked again.
-    pub(crate) fn policy_check(
+    /// Whether NetworkPolicies let the pod at `src` (`None`: the node) open a
+    /// connection (or send a datagram) to `dst` — an endpoint, after Service
+    /// translation.
+    pub(crate) fn policy_allows(
         &self,
         src: Option<IpAddr>,
         dst: SocketAddr,
         protocol: Protocol,
-    ) -> Result<(), NetError> {
-        let Some(src) = src else { return Ok(()) };
+    ) -> bool {
+        let Some(src) = src else { return true };
         let table = &self.inner.policies;
         if table.policies().is_empty() {
-            return Ok(());
+            return true;
         }
-        let (src_pod, dst_pod) = {
-            let pods = self.inner.pods.lock().map_err(|_| NetError::Refused)?;
+        let Ok((src_pod, dst_pod)) = self.inner.pods.lock().map(|pods| {
             let info = |ip: IpAddr| pods.get(&ip).map(|(_, info)| info.clone());
             (info(src), info(dst.ip()))
+        }) else {
+            return false;
         };
         let allowed = table.allows(
             src_pod.as_ref().map(|p| (src, p)),
@@ -172,12 +178,26 @@ impl Network {
             dst_pod.as_ref(),
             protocol,
         );
-        if allowed {
-            Ok(())
-        } else {
-            tracing::debug!(%src, %dst, ?protocol, "connection dropped by a NetworkPolicy");
-            Err(dropped())
+        if !allowed {
+            tracing::debug!(%src, %dst, ?protocol, "dropped by a NetworkPolicy");
         }
+        allowed
+    }
+
+    /// The connect path's hook: `Ok` when [`policy_allows`](Self::policy_allows)
+    /// the connection, else a timeout after [`DROPPED_AFTER`]. Traffic of an
+    /// admitted connection (replies included) is never checked again.
+    pub(crate) async fn policy_check(
+        &self,
+        src: Option<IpAddr>,
+        dst: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<(), NetError> {
+        if self.policy_allows(src, dst, protocol) {
+            return Ok(());
+        }
+        tokio::time::sleep(DROPPED_AFTER).await;
+        Err(dropped())
     }
 }
 
