@@ -395,4 +395,127 @@ mod tests {
         assert_eq!(req.headers()["connection"], "upgrade");
         assert_eq!(req.headers()["x-forwarded-proto"], "http");
     }
+
+    /// A backend on pod 10.244.0.5:8080 behind Service 10.96.0.50:80 that echoes
+    /// the bytes of an upgraded connection, or answers with the client's address.
+    fn backend_pod(net: &Network) -> crate::net::PodNet {
+        let pod = net.attach(
+            "10.244.0.5".parse().expect("ip"),
+            crate::net::PodInfo::default(),
+        );
+        let mut listener = pod
+            .listen("0.0.0.0:8080".parse().expect("addr"))
+            .expect("listen");
+        tokio::spawn(async move {
+            while let Some(conn) = listener.accept().await {
+                let service = hyper::service::service_fn(|mut req: Request<Incoming>| async move {
+                    if req.headers().contains_key(header::UPGRADE) {
+                        let up = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            if let Ok(up) = up.await {
+                                let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+                                let _ = tokio::io::copy(&mut r, &mut w).await;
+                            }
+                        });
+                        let mut resp = Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                        resp.headers_mut()
+                            .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                        return Ok::<_, Infallible>(resp);
+                    }
+                    let xff = req.headers().get("x-forwarded-for").cloned();
+                    let body = format!("from {xff:?}");
+                    Ok(Response::new(Full::new(Bytes::from(body))))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(conn.stream), service)
+                        .with_upgrades(),
+                );
+            }
+        });
+        pod
+    }
+
+    #[tokio::test]
+    async fn requests_reach_the_service_and_upgrades_are_tunnelled() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let net = Network::new(crate::net::Egress::Deny);
+        let _pod = backend_pod(&net);
+        let svc = serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.50", "ports": [{"port": 80}]}
+        });
+        let slice = serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"port": 8080}],
+            "endpoints": [{"addresses": ["10.244.0.5"]}]
+        });
+        let svc: Arc<k8s_openapi::api::core::v1::Service> =
+            Arc::new(serde_json::from_value(svc).expect("service"));
+        net.services().rebuild(
+            &[svc.clone()],
+            &[std::sync::Arc::new(
+                serde_json::from_value(slice).expect("slice"),
+            )],
+        );
+        let ing = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "i", "namespace": "default"},
+            "spec": {"rules": [{"host": "web.test", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+            ]}}]}
+        }))
+        .expect("ingress");
+        let stop = CancellationToken::new();
+        let proxy = Arc::new(Proxy::new(net.clone(), stop.clone()));
+        proxy.set_routes(Routes::build([&ing], |_, name| {
+            (name == "web").then(|| svc.clone())
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let at = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve(listener, proxy, None));
+
+        let exchange = |request: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
+            s.write_all(request.as_bytes()).await.expect("request");
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.expect("response");
+            out
+        };
+        let ok = exchange("GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.ends_with(r#"from Some("127.0.0.1")"#), "{ok}");
+        let missing =
+            exchange("GET / HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n").await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+
+        // An upgrade: 101 passed on, then the bytes flow both ways.
+        let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .await
+        .expect("upgrade request");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(s.read_u8().await.expect("head"));
+        }
+        let head = String::from_utf8_lossy(&head).to_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("upgrade: echo"), "{head}");
+        s.write_all(b"ping").await.expect("ping");
+        let mut pong = [0; 4];
+        s.read_exact(&mut pong).await.expect("pong");
+        assert_eq!(&pong, b"ping");
+
+        // No endpoints: 503.
+        net.services().rebuild(&[svc], &[]);
+        let none = exchange("GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n").await;
+        assert!(none.starts_with("HTTP/1.1 503"), "{none}");
+        stop.cancel();
+        server.await.expect("server stops");
+    }
 }
