@@ -2,7 +2,8 @@
 //! routes `/a` and `/b` of one host to two echo Services; `curl` on the host
 //! reaches each through the ingress listener (plain, and TLS with a self-signed
 //! Secret chosen by SNI); unmatched requests answer 404 and a Service without
-//! endpoints 503; the Ingress's status names the listen address.
+//! endpoints 503; the Ingress gets the default class and its status names the
+//! listen address.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -132,6 +133,18 @@ async fn ingress_routes_hosts_and_paths_to_services_over_http_and_tls() {
     ])
     .await;
     c.ok_stdin(&["apply", "-f", "-"], INGRESS).await;
+    // DefaultIngressClass admission names the default class.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "ingress",
+            "shop",
+            "-o",
+            "jsonpath={.spec.ingressClassName}"
+        ])
+        .await,
+        "minke"
+    );
     for d in ["alpha", "beta"] {
         c.ok(&["rollout", "status", &format!("deployment/{d}"), WAIT])
             .await;

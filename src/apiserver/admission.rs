@@ -1,11 +1,12 @@
 //! Admission: namespace lifecycle (no content in missing or terminating namespaces),
 //! Service ClusterIP / NodePort allocation ([`super::services`]), the default StorageClass and storage
-//! protection finalizers ([`storage`]), LimitRange defaults and limits
-//! ([`limits`]) and ResourceQuota ([`quota`]).
+//! protection finalizers ([`storage`]), the default IngressClass ([`ingress`]),
+//! LimitRange defaults and limits ([`limits`]) and ResourceQuota ([`quota`]).
 //!
 //! As in Kubernetes, the mutating steps ([`mutate_create`]) run before validation and
 //! the validating ones ([`admit_create`], [`admit_update`]) after it.
 
+mod ingress;
 mod limits;
 mod quota;
 mod storage;
@@ -44,13 +45,15 @@ fn forbidden(rt: &ResourceType, obj: &Value, reason: &str) -> ApiError {
 }
 
 /// The mutating admission of a create, run before validation: the default
-/// StorageClass and storage protection finalizers, then LimitRange defaults.
+/// StorageClass and storage protection finalizers, the default IngressClass, then
+/// LimitRange defaults.
 pub(crate) fn mutate_create(
     s: &Shared,
     rt: &ResourceType,
     obj: &mut Value,
 ) -> Result<(), ApiError> {
     storage::mutate_create(s, rt, obj)?;
+    ingress::mutate_create(s, rt, obj)?;
     limits::mutate_create(s, rt, obj)
 }
 

@@ -31,7 +31,7 @@ pub const CLASS: &str = "minke";
 /// The annotation that makes an IngressClass the default.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 /// The annotation older Ingresses name their class with.
-const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
 /// Why the Ingress proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -209,9 +209,25 @@ async fn rebuild(
     }
 }
 
+/// The default IngressClass: the newest of those annotated as the default.
+pub fn default_class<C: std::borrow::Borrow<IngressClass>>(classes: &[C]) -> Option<&IngressClass> {
+    classes
+        .iter()
+        .map(std::borrow::Borrow::borrow)
+        .filter(|c| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+                .is_some_and(|v| v == "true")
+        })
+        .max_by_key(|c| c.metadata.creation_timestamp.clone())
+}
+
 /// Whether minke serves `ing`: its class (by `spec.ingressClassName`, else the
 /// legacy annotation) is one whose controller is minke's, or it names none and
-/// the default class is minke's.
+/// the default class is minke's (admission names it on create; this covers
+/// Ingresses created before the class).
 fn is_served(ing: &Ingress, classes: &[Arc<IngressClass>]) -> bool {
     let ours = |c: &IngressClass| {
         c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(CONTROLLER)
@@ -231,14 +247,7 @@ fn is_served(ing: &Ingress, classes: &[Arc<IngressClass>]) -> bool {
         Some(name) => classes
             .iter()
             .any(|c| c.metadata.name.as_deref() == Some(name) && ours(c)),
-        None => classes.iter().any(|c| {
-            ours(c)
-                && c.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
-                    .is_some_and(|v| v == "true")
-        }),
+        None => default_class(classes).is_some_and(ours),
     }
 }
 
@@ -314,5 +323,22 @@ mod tests {
         ];
         assert!(!is_served(&ingress(None, None), &nginx_default));
         assert!(is_served(&ingress(Some(CLASS), None), &nginx_default));
+    }
+
+    #[test]
+    fn the_newest_default_class_is_the_default() {
+        let at = |c: Arc<IngressClass>, t: &str| {
+            let mut c = (*c).clone();
+            c.metadata.creation_timestamp = serde_json::from_value(json!(t)).ok();
+            c
+        };
+        let classes = [
+            at(class("old", CONTROLLER, true), "2024-01-01T00:00:00Z"),
+            at(class("new", CONTROLLER, true), "2025-01-01T00:00:00Z"),
+            at(class("newest", CONTROLLER, false), "2026-01-01T00:00:00Z"),
+        ];
+        let name = |c: Option<&IngressClass>| c.and_then(|c| c.metadata.name.clone());
+        assert_eq!(name(default_class(&classes)).as_deref(), Some("new"));
+        assert_eq!(name(default_class(&classes[2..])), None);
     }
 }
