@@ -35,6 +35,28 @@ fn namespace_of(obj: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Every stored object under `prefix` that decodes as a `K` (admission plugins
+/// read the classes they default from).
+fn list_typed<K: serde::de::DeserializeOwned>(
+    s: &Shared,
+    prefix: &str,
+) -> Result<Vec<K>, ApiError> {
+    Ok(s.store
+        .list(prefix, None, 0)
+        .map_err(ApiError::internal)?
+        .items
+        .into_iter()
+        .filter_map(|i| serde_json::from_value(i.object).ok())
+        .collect())
+}
+
+/// Set `spec.<field>` of `obj` to the string `value`.
+fn set_spec(obj: &mut Value, field: &str, value: &str) {
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert(field.into(), Value::String(value.into()));
+    }
+}
+
 /// 403 for an admission plugin's reason: `pods "x" is forbidden: <reason>`.
 fn forbidden(rt: &ResourceType, obj: &Value, reason: &str) -> ApiError {
     let name = obj

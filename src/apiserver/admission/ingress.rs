@@ -3,7 +3,7 @@
 //! annotation) gets the default IngressClass, the newest when several are marked.
 
 use k8s_openapi::api::networking::v1::IngressClass;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Shared;
 use crate::api::error::ApiError;
@@ -29,19 +29,10 @@ pub(crate) fn mutate_create(
     if named {
         return Ok(());
     }
-    let classes: Vec<IngressClass> = s
-        .store
-        .list("/registry/networking.k8s.io/ingressclasses/", None, 0)
-        .map_err(ApiError::internal)?
-        .items
-        .into_iter()
-        .filter_map(|i| serde_json::from_value(i.object).ok())
-        .collect();
-    let Some(name) = default_class(&classes).and_then(|c| c.metadata.name.clone()) else {
-        return Ok(());
-    };
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("ingressClassName".into(), json!(name));
+    let classes: Vec<IngressClass> =
+        super::list_typed(s, "/registry/networking.k8s.io/ingressclasses/")?;
+    if let Some(name) = default_class(&classes).and_then(|c| c.metadata.name.as_deref()) {
+        super::set_spec(obj, "ingressClassName", name);
     }
     Ok(())
 }

@@ -457,7 +457,7 @@ mod tests {
         let svc: Arc<k8s_openapi::api::core::v1::Service> =
             Arc::new(serde_json::from_value(svc).expect("service"));
         net.services().rebuild(
-            &[svc.clone()],
+            std::slice::from_ref(&svc),
             &[std::sync::Arc::new(
                 serde_json::from_value(slice).expect("slice"),
             )],
