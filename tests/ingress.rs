@@ -8,45 +8,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::common::TestCluster;
+use crate::common::{TestCluster, echo_app};
 use crate::network::node_address;
 
 const WAIT: &str = "--timeout=120s";
-
-const APPS: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: alpha}
-spec:
-  selector: {matchLabels: {app: alpha}}
-  template:
-    metadata: {labels: {app: alpha}}
-    spec: {containers: [{name: echo, image: minke/echo, ports: [{containerPort: 8080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: beta}
-spec:
-  selector: {matchLabels: {app: beta}}
-  template:
-    metadata: {labels: {app: beta}}
-    spec: {containers: [{name: echo, image: minke/echo, ports: [{containerPort: 8080}]}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: alpha}
-spec: {selector: {app: alpha}, ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: beta}
-spec: {selector: {app: beta}, ports: [{port: 8000, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: nobody}
-spec: {selector: {app: nobody}, ports: [{port: 80, targetPort: 8080}]}
-"#;
 
 const INGRESS: &str = r#"
 apiVersion: networking.k8s.io/v1
@@ -126,7 +91,13 @@ async fn ingress_routes_hosts_and_paths_to_services_over_http_and_tls() {
         "minke.dev/ingress"
     );
 
-    c.ok_stdin(&["apply", "-f", "-"], APPS).await;
+    let apps = [
+        echo_app("alpha", "ports: [{name: http, port: 80, targetPort: 8080}]"),
+        echo_app("beta", "ports: [{port: 8000, targetPort: http}]"),
+        // A Service no pod backs.
+        "{apiVersion: v1, kind: Service, metadata: {name: nobody}, spec: {selector: {app: nobody}, ports: [{port: 80}]}}".into(),
+    ];
+    c.ok_stdin(&["apply", "-f", "-"], &apps.concat()).await;
     let (crt, key) = self_signed(&c, "shop.test");
     c.ok(&[
         "create", "secret", "tls", "shop-tls", "--cert", &crt, "--key", &key,

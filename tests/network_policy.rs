@@ -7,67 +7,27 @@
 
 use std::net::SocketAddr;
 
-use crate::common::TestCluster;
+use crate::common::{TestCluster, echo_app};
 use crate::network::{http_get, node_address, node_port, wget_with};
 
 const WAIT: &str = "--timeout=120s";
 
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - {name: echo, image: minke/echo, ports: [{name: http, containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: http}]
-"#;
-
-const DENY: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny-web}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Ingress]
-"#;
-
-const ACCESS: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: access-web}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-  - from: [{podSelector: {matchLabels: {access: "true"}}}]
-    ports: [{port: http}]
-"#;
-
-const LOCKED: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: locked-egress}
-spec:
-  podSelector: {matchLabels: {role: locked}}
-  policyTypes: [Egress]
-  egress: [{to: [{podSelector: {matchLabels: {app: db}}}]}]
-"#;
+/// A NetworkPolicy manifest; `spec` in YAML flow style.
+fn policy(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     let node = node_address();
     let c = TestCluster::start_with(|b| b.node_address(node)).await;
-    c.ok_stdin(&["apply", "-f", "-"], WEB).await;
+    let web = echo_app(
+        "web",
+        "type: NodePort, ports: [{port: 80, targetPort: http}]",
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &web).await;
     c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
     let wget = |pod: &'static str, flags: &'static [&'static str]| {
         let c = &c;
@@ -78,7 +38,11 @@ async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     assert!(ok, "{out}");
     assert!(out.contains("pod: web-"), "{out}");
 
-    c.ok_stdin(&["apply", "-f", "-"], DENY).await;
+    let deny = policy(
+        "deny-web",
+        "{podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress]}",
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &deny).await;
     let (ok, out) = wget("denied", &[]).await;
     assert!(!ok, "{out}");
     assert!(out.contains("timed out"), "{out}");
@@ -91,7 +55,11 @@ async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
     let (ok, out) = wget("restored", &[]).await;
     assert!(ok, "{out}");
 
-    c.ok_stdin(&["apply", "-f", "-"], ACCESS).await;
+    let access = policy(
+        "access-web",
+        r#"{podSelector: {matchLabels: {app: web}}, ingress: [{from: [{podSelector: {matchLabels: {access: "true"}}}], ports: [{port: http}]}]}"#,
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &access).await;
     let (ok, out) = wget("allowed", &["--labels=access=true"]).await;
     assert!(ok, "{out}");
     assert!(out.contains("pod: web-"), "{out}");
@@ -101,7 +69,11 @@ async fn network_policies_isolate_pods_and_admit_only_what_they_allow() {
 
     // Egress: pods labelled `role=locked` may only reach `app=db` pods, so not web,
     // even as `access=true`.
-    c.ok_stdin(&["apply", "-f", "-"], LOCKED).await;
+    let locked = policy(
+        "locked-egress",
+        "{podSelector: {matchLabels: {role: locked}}, policyTypes: [Egress], egress: [{to: [{podSelector: {matchLabels: {app: db}}}]}]}",
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &locked).await;
     let (ok, out) = wget("locked", &["--labels=access=true,role=locked"]).await;
     assert!(!ok, "{out}");
     let (ok, out) = wget("unlocked", &["--labels=access=true,role=free"]).await;
