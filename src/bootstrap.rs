@@ -2,7 +2,8 @@
 //! Endpoints and EndpointSlice (the API server's address, refreshed at every start
 //! as kube-apiserver's endpoint reconciler does), the `kube-dns` Service, and the
 //! default StorageClass `standard` (minke's local-path provisioner, binding when
-//! the first pod is scheduled, as kind's). Created through the API like any client;
+//! the first pod is scheduled, as kind's), and the default IngressClass `minke`
+//! (the built-in Ingress proxy, `src/net/ingress`). Created through the API like any client;
 //! an object a user deleted comes back at the next start, as the addon manager of
 //! kind and minikube does.
 //!
@@ -12,6 +13,7 @@
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -129,6 +131,19 @@ pub(crate) async fn run(
             "provisioner": crate::controllers::volumes::provisioner::NAME,
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "WaitForFirstConsumer",
+        }),
+    )
+    .await?;
+
+    let ingress_classes: Api<IngressClass> = Api::all(client.clone());
+    ensure(
+        &ingress_classes,
+        json!({
+            "metadata": {
+                "name": crate::net::ingress::CLASS,
+                "annotations": {(crate::net::ingress::controller::DEFAULT_CLASS_ANNOTATION): "true"},
+            },
+            "spec": {"controller": crate::net::ingress::CONTROLLER},
         }),
     )
     .await?;

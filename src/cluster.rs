@@ -47,6 +47,9 @@ pub enum Error {
     /// Cluster DNS could not start (e.g. its host listener could not bind).
     #[error(transparent)]
     Dns(#[from] dns::Error),
+    /// The Ingress proxy could not start (e.g. its host listener could not bind).
+    #[error(transparent)]
+    Ingress(#[from] crate::net::ingress::Error),
 }
 
 /// Where the cluster keeps its state.
@@ -64,7 +67,8 @@ enum Storage {
 /// (pods using one stay ContainerCreating with a `FailedMount` event); the garbage
 /// collector runs; the CronJob controller reads the system clock; cluster DNS serves
 /// `cluster.local` in-process only (no host listener) and forwards other names to
-/// the host's `/etc/resolv.conf` nameservers (pod egress allowed). Images are stored
+/// the host's `/etc/resolv.conf` nameservers (pod egress allowed); no Ingress
+/// listener (Ingresses are accepted but not served). Images are stored
 /// under `DATA/images`, and volumes the local-path provisioner makes for claims
 /// (class `standard`, the default) under `DATA/volumes`; an in-memory cluster keeps
 /// both in its temporary dir.
@@ -88,6 +92,8 @@ pub struct ClusterBuilder {
     node_address: std::net::IpAddr,
     dns_listen: Option<SocketAddr>,
     dns_upstream: Option<Vec<SocketAddr>>,
+    ingress_listen: Option<SocketAddr>,
+    ingress_tls_listen: Option<SocketAddr>,
 }
 
 impl Default for ClusterBuilder {
@@ -111,6 +117,8 @@ impl Default for ClusterBuilder {
             node_address: std::net::IpAddr::from([127, 0, 0, 1]),
             dns_listen: None,
             dns_upstream: None,
+            ingress_listen: None,
+            ingress_tls_listen: None,
         }
     }
 }
@@ -261,6 +269,25 @@ impl ClusterBuilder {
     #[must_use]
     pub fn dns_upstream(mut self, servers: Vec<SocketAddr>) -> Self {
         self.dns_upstream = Some(servers);
+        self
+    }
+
+    /// Serve Ingresses over plain HTTP on the host at `addr` (port 0 picks a free
+    /// one; [`Cluster::ingress_addr`] tells which); `None` (the default): no HTTP
+    /// listener.
+    #[must_use]
+    pub fn ingress_listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.ingress_listen = addr;
+        self
+    }
+
+    /// Serve Ingresses over HTTPS (certificates from their `spec.tls` Secrets,
+    /// chosen by SNI) on the host at `addr` (port 0 picks a free one;
+    /// [`Cluster::ingress_tls_addr`] tells which); `None` (the default): no HTTPS
+    /// listener.
+    #[must_use]
+    pub fn ingress_tls_listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.ingress_tls_listen = addr;
         self
     }
 
@@ -443,6 +470,22 @@ impl ClusterBuilder {
             shutdown.clone(),
             crate::net::bridge::run(network.clone(), client.clone(), self.node_address),
         ));
+        tasks.spawn(with_shutdown(
+            shutdown.clone(),
+            crate::net::policy::run(client.clone(), network.clone()),
+        ));
+        let ingress = crate::net::ingress::start(
+            crate::net::ingress::Config {
+                http: self.ingress_listen,
+                https: self.ingress_tls_listen,
+                node_address: self.node_address,
+            },
+            client.clone(),
+            network.clone(),
+            &tasks,
+            shutdown.clone(),
+        )
+        .await?;
         let base = bootstrap::node_name();
         for index in 0..self.nodes {
             let node = match index {
@@ -602,6 +645,7 @@ impl ClusterBuilder {
             network,
             dns,
             dns_addr,
+            ingress,
             shutdown,
             tasks,
             kubeconfig: self.kubeconfig,
@@ -671,6 +715,7 @@ pub struct Cluster {
     creds: pki::Credentials,
     dns: dns::Dns,
     dns_addr: Option<SocketAddr>,
+    ingress: crate::net::ingress::Addrs,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     kubeconfig: Option<PathBuf>,
@@ -717,6 +762,18 @@ impl Cluster {
     /// [`ClusterBuilder::dns_listen`] asked for it.
     pub fn dns_addr(&self) -> Option<SocketAddr> {
         self.dns_addr
+    }
+
+    /// Where the Ingress proxy serves HTTP on the host, if
+    /// [`ClusterBuilder::ingress_listen`] asked for it.
+    pub fn ingress_addr(&self) -> Option<SocketAddr> {
+        self.ingress.http
+    }
+
+    /// Where the Ingress proxy serves HTTPS on the host, if
+    /// [`ClusterBuilder::ingress_tls_listen`] asked for it.
+    pub fn ingress_tls_addr(&self) -> Option<SocketAddr> {
+        self.ingress.https
     }
 
     /// `https://host:port`.

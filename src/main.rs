@@ -58,23 +58,40 @@ struct UpArgs {
     node_address: std::net::IpAddr,
     /// Serve cluster DNS on the host here (UDP and TCP), for `dig @127.0.0.1 -p 10053`;
     /// `off` serves none.
-    #[arg(long, env = "MINKE_DNS_LISTEN", default_value = "127.0.0.1:10053", value_parser = parse_dns_listen)]
-    dns_listen: DnsListen,
+    #[arg(long, env = "MINKE_DNS_LISTEN", default_value = "127.0.0.1:10053", value_parser = parse_listen)]
+    dns_listen: HostListen,
+    /// Serve Ingresses over HTTP on the host here (`curl -H 'Host: …' http://127.0.0.1:10080/`);
+    /// `off` serves none.
+    #[arg(long, env = "MINKE_INGRESS_LISTEN", default_value = "127.0.0.1:10080", value_parser = parse_listen)]
+    ingress_listen: HostListen,
+    /// Serve Ingresses over HTTPS (certificates from their `spec.tls` Secrets, by SNI)
+    /// on the host here; `off` serves none.
+    #[arg(long, env = "MINKE_INGRESS_TLS_LISTEN", default_value = "127.0.0.1:10443", value_parser = parse_listen)]
+    ingress_tls_listen: HostListen,
 }
 
-/// `--dns-listen`: an address, or `off`.
+/// A host listener's flag: an address, or `off`.
 #[derive(Clone, Copy)]
-enum DnsListen {
+enum HostListen {
     Off,
     On(SocketAddr),
 }
 
-fn parse_dns_listen(value: &str) -> Result<DnsListen, String> {
+impl HostListen {
+    fn addr(self) -> Option<SocketAddr> {
+        match self {
+            HostListen::Off => None,
+            HostListen::On(a) => Some(a),
+        }
+    }
+}
+
+fn parse_listen(value: &str) -> Result<HostListen, String> {
     match value {
-        "off" | "none" | "" => Ok(DnsListen::Off),
+        "off" | "none" | "" => Ok(HostListen::Off),
         addr => addr
             .parse()
-            .map(DnsListen::On)
+            .map(HostListen::On)
             .map_err(|e| format!("{e} (want HOST:PORT or off)")),
     }
 }
@@ -141,9 +158,12 @@ async fn up(args: UpArgs) -> Result<()> {
         .nodes(args.nodes)
         .pod_egress(args.pod_egress)
         .node_address(args.node_address);
-    if let DnsListen::On(addr) = args.dns_listen {
+    if let Some(addr) = args.dns_listen.addr() {
         builder = builder.dns_listen(addr);
     }
+    builder = builder
+        .ingress_listen(args.ingress_listen.addr())
+        .ingress_tls_listen(args.ingress_tls_listen.addr());
     if let Some(root) = args.host_path_root {
         builder = builder.host_path_root(root);
     }
@@ -167,6 +187,12 @@ async fn up(args: UpArgs) -> Result<()> {
     );
     if let Some(dns) = cluster.dns_addr() {
         println!("DNS: cluster.local on {dns} (UDP and TCP)");
+    }
+    match (cluster.ingress_addr(), cluster.ingress_tls_addr()) {
+        (Some(http), Some(https)) => println!("Ingress: http://{http}, https://{https}"),
+        (Some(http), None) => println!("Ingress: http://{http}"),
+        (None, Some(https)) => println!("Ingress: https://{https}"),
+        (None, None) => {}
     }
     wait_for_signal().await?;
     println!("minke: shutting down");

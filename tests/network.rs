@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const WAIT: &str = "--timeout=120s";
 
 /// A loopback address of its own, so parallel clusters' NodePorts never clash.
-fn node_address() -> IpAddr {
+pub(crate) fn node_address() -> IpAddr {
     let n = std::process::id() ^ u32::from(rand_byte()) << 8;
     IpAddr::from([127, 77, (n >> 8) as u8, (n as u8).max(2)])
 }
@@ -26,7 +26,7 @@ fn rand_byte() -> u8 {
 }
 
 /// `GET path` over plain HTTP/1.0; the response body.
-async fn http_get(at: SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(at: SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: web\r\n\r\n").as_bytes())
         .await
@@ -59,20 +59,37 @@ async fn answering_pods(at: SocketAddr, want: usize) -> BTreeSet<String> {
     answered
 }
 
+/// The first NodePort of Service `svc`.
+pub(crate) async fn node_port(c: &TestCluster, svc: &str) -> u16 {
+    c.ok(&[
+        "get",
+        "svc",
+        svc,
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ])
+    .await
+    .parse()
+    .expect("node port")
+}
+
 /// Run `wget -qO- URL` in a toolbox pod; its output once it ends, and whether it
 /// succeeded.
 async fn wget(c: &TestCluster, pod: &str, url: &str) -> (bool, String) {
-    c.ok(&[
-        "run",
-        pod,
-        "--image=minke/toolbox",
-        "--restart=Never",
-        "--",
-        "wget",
-        "-qO-",
-        url,
-    ])
-    .await;
+    wget_with(c, pod, &[], url).await
+}
+
+/// [`wget`] with more `kubectl run` flags (e.g. `--labels=…`).
+pub(crate) async fn wget_with(
+    c: &TestCluster,
+    pod: &str,
+    flags: &[&str],
+    url: &str,
+) -> (bool, String) {
+    let mut args = vec!["run", pod, "--image=minke/toolbox", "--restart=Never"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "wget", "-qO-", url]);
+    c.ok(&args).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let phase = loop {
         let p = c
@@ -133,17 +150,7 @@ async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     let vip = c
         .ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])
         .await;
-    let node_port: u16 = c
-        .ok(&[
-            "get",
-            "svc",
-            "web",
-            "-o",
-            "jsonpath={.spec.ports[0].nodePort}",
-        ])
-        .await
-        .parse()
-        .expect("node port");
+    let node_port = node_port(&c, "web").await;
     let ready = c
         .ok(&[
             "get",

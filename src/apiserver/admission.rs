@@ -1,11 +1,12 @@
 //! Admission: namespace lifecycle (no content in missing or terminating namespaces),
 //! Service ClusterIP / NodePort allocation ([`super::services`]), the default StorageClass and storage
-//! protection finalizers ([`storage`]), LimitRange defaults and limits
-//! ([`limits`]) and ResourceQuota ([`quota`]).
+//! protection finalizers ([`storage`]), the default IngressClass ([`ingress`]),
+//! LimitRange defaults and limits ([`limits`]) and ResourceQuota ([`quota`]).
 //!
 //! As in Kubernetes, the mutating steps ([`mutate_create`]) run before validation and
 //! the validating ones ([`admit_create`], [`admit_update`]) after it.
 
+mod ingress;
 mod limits;
 mod quota;
 mod storage;
@@ -34,6 +35,28 @@ fn namespace_of(obj: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Every stored object under `prefix` that decodes as a `K` (admission plugins
+/// read the classes they default from).
+fn list_typed<K: serde::de::DeserializeOwned>(
+    s: &Shared,
+    prefix: &str,
+) -> Result<Vec<K>, ApiError> {
+    Ok(s.store
+        .list(prefix, None, 0)
+        .map_err(ApiError::internal)?
+        .items
+        .into_iter()
+        .filter_map(|i| serde_json::from_value(i.object).ok())
+        .collect())
+}
+
+/// Set `spec.<field>` of `obj` to the string `value`.
+fn set_spec(obj: &mut Value, field: &str, value: &str) {
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert(field.into(), Value::String(value.into()));
+    }
+}
+
 /// 403 for an admission plugin's reason: `pods "x" is forbidden: <reason>`.
 fn forbidden(rt: &ResourceType, obj: &Value, reason: &str) -> ApiError {
     let name = obj
@@ -44,13 +67,15 @@ fn forbidden(rt: &ResourceType, obj: &Value, reason: &str) -> ApiError {
 }
 
 /// The mutating admission of a create, run before validation: the default
-/// StorageClass and storage protection finalizers, then LimitRange defaults.
+/// StorageClass and storage protection finalizers, the default IngressClass, then
+/// LimitRange defaults.
 pub(crate) fn mutate_create(
     s: &Shared,
     rt: &ResourceType,
     obj: &mut Value,
 ) -> Result<(), ApiError> {
     storage::mutate_create(s, rt, obj)?;
+    ingress::mutate_create(s, rt, obj)?;
     limits::mutate_create(s, rt, obj)
 }
 

@@ -115,6 +115,7 @@ fn connect_error(e: NetError) -> Error {
         NetError::Unreachable => Error::DestinationUnavailable,
         NetError::Denied => Error::DestinationIpProhibited,
         NetError::AddrInUse | NetError::AddrNotAvailable => Error::ConnectionLimitReached,
+        NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
         NetError::Io(e) => Error::Connect(e),
     }
 }

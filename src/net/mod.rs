@@ -1,8 +1,10 @@
 //! The virtual pod network of one cluster — the CNI plugin's and kube-proxy's roles,
 //! in process. Pods attach with their IP ([`Network::attach`]); they listen and
 //! connect over in-memory streams ([`tcp`]) and exchange datagrams ([`udp`]);
-//! connections to a Service's ClusterIP are balanced over its ready endpoints ([`services`]); addresses outside the
-//! cluster reach the host's network when egress is allowed. Every cluster owns its
+//! connections to a Service's ClusterIP are balanced over its ready endpoints
+//! ([`services`]); NetworkPolicies judge each new connection and datagram
+//! ([`policy`]); addresses outside the cluster reach the host's network when egress
+//! is allowed. Every cluster owns its
 //! own `Network`, so two clusters in one process with the same pod IPs never meet.
 //!
 //! What guests see of it: [`sockets`] implements `wasi:sockets` on top of it, and
@@ -12,12 +14,15 @@ pub mod addr;
 pub mod bridge;
 pub mod cluster_dns;
 pub mod http;
+pub mod ingress;
 pub mod ipam;
+pub mod policy;
 pub mod services;
 pub mod sockets;
 mod stream;
 pub mod tcp;
 pub mod udp;
+mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,7 +42,7 @@ pub enum NetError {
     /// No pod or Service has that address.
     #[error("host unreachable")]
     Unreachable,
-    /// The cluster's policy forbids it (egress off, or a NetworkPolicy).
+    /// The cluster's policy forbids it (egress off).
     #[error("permission denied")]
     Denied,
     /// Someone already listens on that address and port.
@@ -118,6 +123,7 @@ struct Inner {
     listeners: tcp::Table,
     udp: udp::Table,
     services: services::Table,
+    policies: policy::Table,
     resolver: OnceLock<Arc<dyn Resolve>>,
 }
 
@@ -141,6 +147,7 @@ impl Network {
                 listeners: tcp::Table::default(),
                 udp: udp::Table::default(),
                 services: services::Table::default(),
+                policies: policy::Table::default(),
                 resolver: OnceLock::new(),
             }),
         }
@@ -251,6 +258,7 @@ impl Network {
             services::Pick::NoEndpoints => return Err(NetError::Refused),
             services::Pick::NotAService => dst,
         };
+        self.policy_check(pod, dst, policy::Protocol::Tcp).await?;
         if self.inner.listeners.has(dst) || addr::in_cluster(dst.ip()) {
             return match self.inner.listeners.connect(dst.ip(), dst, local, false) {
                 Err(NetError::Refused)

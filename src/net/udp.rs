@@ -44,6 +44,8 @@ pub(crate) struct Table {
     bound: Mutex<HashMap<Key, mpsc::Sender<Datagram>>>,
     /// (endpoint, client) → the Service address the client sent to.
     conntrack: Mutex<HashMap<(SocketAddr, SocketAddr), (SocketAddr, Instant)>>,
+    /// Flows NetworkPolicies admitted (sender, receiver), so replies pass.
+    admitted: Mutex<HashMap<(SocketAddr, SocketAddr), Instant>>,
     next_port: AtomicU32,
 }
 
@@ -143,6 +145,7 @@ impl Network {
     /// is (as a datagram is); `Err` only when egress is refused.
     fn deliver(
         &self,
+        pod: Option<IpAddr>,
         scope: IpAddr,
         from: SocketAddr,
         to: SocketAddr,
@@ -150,6 +153,7 @@ impl Network {
     ) -> Result<bool, NetError> {
         let table = &self.inner.udp;
         let now = Instant::now();
+        let sender = from;
         // An answer from an endpoint to a Service's client comes from the Service.
         let from = match table.conntrack.lock() {
             Ok(mut ct) => match ct.get_mut(&(from, to)) {
@@ -180,6 +184,9 @@ impl Network {
             services::Pick::NoEndpoints => return Ok(false),
             services::Pick::NotAService => to,
         };
+        if !to.ip().is_loopback() && !self.admits(pod, sender, to, now) {
+            return Ok(false);
+        }
         let key = if to.ip().is_loopback() {
             (scope, to)
         } else {
@@ -196,6 +203,36 @@ impl Network {
             None if to.ip().is_loopback() || addr::in_cluster(to.ip()) => Ok(false),
             None => Err(NetError::Unreachable),
         }
+    }
+}
+
+impl Network {
+    /// Whether NetworkPolicies let a datagram from `sender` (of `pod`) to `to` (an
+    /// endpoint) pass: a reply on an admitted flow always does, as conntrack lets it.
+    fn admits(
+        &self,
+        pod: Option<IpAddr>,
+        sender: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) -> bool {
+        let table = &self.inner.udp;
+        let fresh = |at: &Instant| now.duration_since(*at) < CONNTRACK;
+        if let Ok(admitted) = table.admitted.lock()
+            && admitted.get(&(to, sender)).is_some_and(fresh)
+        {
+            return true;
+        }
+        if !self.policy_allows(pod, to, super::policy::Protocol::Udp) {
+            return false;
+        }
+        if let Ok(mut admitted) = table.admitted.lock() {
+            if admitted.len() > 4096 {
+                admitted.retain(|_, at| fresh(at));
+            }
+            admitted.insert((sender, to), now);
+        }
+        true
     }
 }
 
@@ -228,7 +265,7 @@ impl Socket {
             self.pod.unwrap_or(self.local.ip())
         };
         let from = SocketAddr::new(from_ip, self.local.port());
-        match self.net.deliver(scope, from, to, data) {
+        match self.net.deliver(self.pod, scope, from, to, data) {
             Err(NetError::Unreachable) => self.egress(data, to),
             other => other.map(|_| ()),
         }

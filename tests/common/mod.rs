@@ -161,6 +161,31 @@ pub fn assert_fails(args: &[&str], out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Manifests of an echo app: a Deployment `name` of `minke/echo` (pods labelled
+/// `app: NAME`, container port 8080 named `http`) and a Service `name` selecting
+/// it, its spec completed by `service` (YAML flow entries, e.g.
+/// `ports: [{port: 80, targetPort: http}]`).
+pub fn echo_app(name: &str, service: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: echo, image: minke/echo, ports: [{{name: http, containerPort: 8080}}]}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec: {{selector: {{app: {name}}}, {service}}}
+---
+"#
+    )
+}
+
 /// The repository's examples directory.
 pub fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -48,19 +48,10 @@ fn default_storage_class(s: &Shared, obj: &mut Value) -> Result<(), ApiError> {
     if has_class(obj) {
         return Ok(());
     }
-    let classes: Vec<StorageClass> = s
-        .store
-        .list("/registry/storage.k8s.io/storageclasses/", None, 0)
-        .map_err(ApiError::internal)?
-        .items
-        .into_iter()
-        .filter_map(|i| serde_json::from_value(i.object).ok())
-        .collect();
-    let Some(name) = default_class(&classes).and_then(|c| c.metadata.name.clone()) else {
-        return Ok(());
-    };
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("storageClassName".into(), json!(name));
+    let classes: Vec<StorageClass> =
+        super::list_typed(s, "/registry/storage.k8s.io/storageclasses/")?;
+    if let Some(name) = default_class(&classes).and_then(|c| c.metadata.name.as_deref()) {
+        super::set_spec(obj, "storageClassName", name);
     }
     Ok(())
 }
