@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http::{HeaderValue, Response, StatusCode};
+use http::Response;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -80,43 +80,17 @@ pub(super) async fn exec(
     let name = r.name().to_string();
     let (_, pod) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
     let o = options(parts, &pod, &name)?;
-    let node = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if node.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    let agent = s.nodes.get(node).ok_or_else(|| {
-        ApiError::bad_request(format!("no kubelet runs node {node:?} in this cluster"))
-    })?;
-    let header = |h: &str| parts.headers.get(h).and_then(|v| v.to_str().ok());
-    let websocket = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let (Some(key), true) = (header("sec-websocket-key"), websocket) else {
+    let (agent, uid) = super::stream::pod_agent(s, &pod, &name)?;
+    let Some(key) = super::stream::websocket_key(parts) else {
         return Err(ApiError::bad_request("Upgrade request required"));
     };
-    let offered: Vec<&str> = header("sec-websocket-protocol")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .collect();
+    let offered = super::stream::header_list(parts, "sec-websocket-protocol");
     let Some(protocol) = PROTOCOLS.iter().find(|p| offered.contains(p)) else {
         return Err(ApiError::bad_request(format!(
             "unable to upgrade: no supported stream protocol among {offered:?}; supported: {PROTOCOLS:?}"
         )));
     };
-    let Some(on_upgrade) = parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned() else {
-        return Err(ApiError::bad_request(
-            "Upgrade request required (this connection cannot be upgraded)",
-        ));
-    };
-    let uid = pod
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let on_upgrade = super::stream::on_upgrade(parts)?;
     let v5 = *protocol == PROTOCOLS[0];
     s.tasks.spawn(async move {
         match on_upgrade.await {
@@ -129,23 +103,7 @@ pub(super) async fn exec(
             Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
         }
     });
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let mut resp = Response::new(Body::default());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONNECTION,
-        HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(
-        http::header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(protocol),
-    );
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    Ok(resp)
+    Ok(super::stream::websocket_accepted(key, protocol))
 }
 
 /// The final status of an exec, on the error channel, as the kubelet words it.
