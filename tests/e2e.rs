@@ -21,6 +21,7 @@ mod kubectl_write;
 mod lifecycle;
 mod network;
 mod pods;
+mod portforward;
 mod python_client;
 mod quota;
 mod restart;

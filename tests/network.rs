@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::common::TestCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::common::{TestCluster, http_get};
 
 const WAIT: &str = "--timeout=120s";
 
@@ -23,19 +22,6 @@ fn rand_byte() -> u8 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     (t >> 10) as u8
-}
-
-/// `GET path` over plain HTTP/1.0; the response body.
-async fn http_get(at: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: web\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("response");
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or(out)
 }
 
 /// Run `wget -qO- URL` in a toolbox pod; its output once it ends, and whether it
