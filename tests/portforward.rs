@@ -107,8 +107,14 @@ async fn web(c: &TestCluster) -> String {
         "--replicas=2",
     ])
     .await;
-    c.ok(&["expose", "deployment", "web", "--port=80", "--target-port=8080"])
-        .await;
+    c.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+    ])
+    .await;
     c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
     c.ok(&[
         "get",
@@ -217,8 +223,14 @@ async fn the_service_proxy_reaches_endpoints_directly_and_through_kubectl_proxy(
     }
     for (id, error) in [
         ("nope:80", "(NotFound): services \"nope\" not found"),
-        ("web:81", "(ServiceUnavailable): no service port 81 found for service \"web\""),
-        ("ftp:web:80", "(BadRequest): invalid service request \"ftp:web:80\""),
+        (
+            "web:81",
+            "(ServiceUnavailable): no service port 81 found for service \"web\"",
+        ),
+        (
+            "ftp:web:80",
+            "(BadRequest): invalid service request \"ftp:web:80\"",
+        ),
     ] {
         let err = c
             .fails(&["get", "--raw", &format!("{base}/{id}/proxy/")])

@@ -25,15 +25,14 @@ where
         let (mut from_session, mut to_session) = tokio::io::split(ours);
         let inbound = async {
             while let Some(Ok(m)) = messages.next().await {
-                match m {
-                    Message::Binary(b) => {
-                        if to_session.write_all(&b).await.is_err() {
-                            break;
-                        }
-                    }
+                // Text is not part of the protocol; pings are answered by tungstenite.
+                let b = match m {
+                    Message::Binary(b) => b,
                     Message::Close(_) => break,
-                    // Text is not part of the protocol; pings are answered by tungstenite.
-                    _ => {}
+                    _ => continue,
+                };
+                if to_session.write_all(&b).await.is_err() {
+                    break;
                 }
             }
             let _ = to_session.shutdown().await;
