@@ -57,15 +57,7 @@ async fn wget(c: &TestCluster, pod: &str, url: &str) -> (bool, String) {
 async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     let node = node_address();
     let c = TestCluster::start_with(|b| b.node_address(node)).await;
-    c.ok(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=minke/echo",
-        "--replicas=2",
-    ])
-    .await;
-    c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
+    c.echo_deployment("web", 2).await;
     let ips = c
         .ok(&[
             "get",

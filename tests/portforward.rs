@@ -99,14 +99,7 @@ impl Background {
 /// Deployment `web` (2 echo pods) behind Service `web` (port 80 → 8080); the
 /// name of one of its pods.
 async fn web(c: &TestCluster) -> String {
-    c.ok(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=minke/echo",
-        "--replicas=2",
-    ])
-    .await;
+    c.echo_deployment("web", 2).await;
     c.ok(&[
         "expose",
         "deployment",
@@ -115,7 +108,6 @@ async fn web(c: &TestCluster) -> String {
         "--target-port=8080",
     ])
     .await;
-    c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
     c.ok(&[
         "get",
         "pods",

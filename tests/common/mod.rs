@@ -127,6 +127,25 @@ impl TestCluster {
         assert_fails(args, &out)
     }
 
+    /// `kubectl create deployment NAME --image=minke/echo --replicas=N`, rolled out.
+    pub async fn echo_deployment(&self, name: &str, replicas: u32) {
+        self.ok(&[
+            "create",
+            "deployment",
+            name,
+            "--image=minke/echo",
+            &format!("--replicas={replicas}"),
+        ])
+        .await;
+        self.ok(&[
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=120s",
+        ])
+        .await;
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

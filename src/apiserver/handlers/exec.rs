@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use super::{Req, current};
+use super::Req;
 use crate::api::error::ApiError;
 use crate::apiserver::Shared;
 use crate::apiserver::nodes::{ExecIo, NodeAgent};
@@ -77,8 +77,7 @@ pub(super) async fn exec(
     parts: &http::request::Parts,
     r: Req,
 ) -> Result<Response<Body>, ApiError> {
-    let name = r.name().to_string();
-    let (_, pod) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
+    let (name, pod) = super::stream::pod_of(s, &r)?;
     let o = options(parts, &pod, &name)?;
     let (agent, uid) = super::stream::pod_agent(s, &pod, &name)?;
     let Some(key) = super::stream::websocket_key(parts) else {

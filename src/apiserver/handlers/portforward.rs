@@ -17,9 +17,10 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use super::Req;
 use super::stream::{self, header, header_list};
-use super::{Req, current};
 use crate::api::error::ApiError;
 use crate::apiserver::Shared;
 use crate::apiserver::nodes::NodeAgent;
@@ -49,8 +50,7 @@ pub(super) async fn portforward(
     parts: &http::request::Parts,
     r: Req,
 ) -> Result<Response<Body>, ApiError> {
-    let name = r.name().to_string();
-    let (_, pod) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
+    let (name, pod) = super::stream::pod_of(s, &r)?;
     // `ports` is only informative for SPDY (each stream names its port), but a
     // bad one is refused as the API server's PodPortForwardOptions validation does.
     for p in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
@@ -64,6 +64,8 @@ pub(super) async fn portforward(
         }
     }
     let (agent, uid) = stream::pod_agent(s, &pod, &name)?;
+    let pod_key = format!("{}/{name}", r.namespace.as_deref().unwrap_or(""));
+    let span = tracing::debug_span!("portforward", pod = %pod_key);
     let target = Target { agent, uid };
     let shutdown = s.shutdown.clone();
     if let Some(key) = stream::websocket_key(parts) {
@@ -74,22 +76,25 @@ pub(super) async fn portforward(
             )));
         }
         let on_upgrade = stream::on_upgrade(parts)?;
-        s.tasks.spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        None,
-                    )
-                    .await;
-                    let (io, pump) = spdy::tunnel(ws);
-                    serve(io, target, shutdown).await;
-                    pump.abort();
+        s.tasks.spawn(
+            async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let ws = WebSocketStream::from_raw_socket(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            None,
+                        )
+                        .await;
+                        let (io, pump) = spdy::tunnel(ws);
+                        serve(io, target, shutdown).await;
+                        pump.abort();
+                    }
+                    Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
                 }
-                Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
             }
-        });
+            .instrument(span),
+        );
         return Ok(stream::websocket_accepted(key, TUNNELLED));
     }
     let spdy = header(parts, "upgrade")
@@ -117,12 +122,15 @@ pub(super) async fn portforward(
         ));
     }
     let on_upgrade = stream::on_upgrade(parts)?;
-    s.tasks.spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => serve(TokioIo::new(upgraded), target, shutdown).await,
-            Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
+    s.tasks.spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => serve(TokioIo::new(upgraded), target, shutdown).await,
+                Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
+            }
         }
-    });
+        .instrument(span),
+    );
     Ok(stream::spdy_accepted(PROTOCOL))
 }
 

@@ -7,10 +7,18 @@ use std::sync::Arc;
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
+use super::{Req, current};
 use crate::api::error::ApiError;
 use crate::apiserver::Shared;
 use crate::apiserver::nodes::NodeAgent;
 use crate::apiserver::response::Body;
+
+/// The pod a streaming request names: its name and object (404 if absent).
+pub(super) fn pod_of(s: &Shared, r: &Req) -> Result<(String, Value), ApiError> {
+    let name = r.name().to_string();
+    let (_, pod) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
+    Ok((name, pod))
+}
 
 /// The agent of the node pod `name` runs on, and the pod's uid.
 pub(super) fn pod_agent(

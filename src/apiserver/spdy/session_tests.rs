@@ -55,6 +55,12 @@ impl Client {
         .await;
     }
 
+    /// The next frame must reset `stream` for `why`.
+    async fn expect_reset(&mut self, stream: u32, why: Reset) {
+        let status = why as u32;
+        assert_eq!(self.recv().await, Some(Frame::RstStream { stream, status }));
+    }
+
     async fn data(&mut self, stream: u32, flags: u8, data: &'static [u8]) {
         self.send(Frame::Data {
             stream,
@@ -127,36 +133,18 @@ async fn a_reset_from_the_client_closes_the_stream() {
 async fn bad_stream_ids_and_streams_after_goaway_are_refused() {
     let (mut c, mut session) = Client::new();
     c.open(2, "data").await;
-    assert_eq!(
-        c.recv().await,
-        Some(Frame::RstStream {
-            stream: 2,
-            status: Reset::ProtocolError as u32
-        })
-    );
+    c.expect_reset(2, Reset::ProtocolError).await;
     c.open(5, "data").await;
     let _five = session.accept().await.expect("stream 5");
     c.open(3, "data").await;
-    assert_eq!(
-        c.recv().await,
-        Some(Frame::RstStream {
-            stream: 3,
-            status: Reset::ProtocolError as u32
-        })
-    );
+    c.expect_reset(3, Reset::ProtocolError).await;
     c.send(Frame::GoAway {
         last_good: 0,
         status: 0,
     })
     .await;
     c.open(7, "data").await;
-    assert_eq!(
-        c.recv().await,
-        Some(Frame::RstStream {
-            stream: 7,
-            status: Reset::RefusedStream as u32
-        })
-    );
+    c.expect_reset(7, Reset::RefusedStream).await;
 }
 
 #[tokio::test]
