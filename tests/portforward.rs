@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -102,21 +102,61 @@ async fn web(c: &TestCluster) -> String {
     c.echo_deployment("web", 2).await;
     c.ok(&[
         "expose",
-        "deployment",
-        "web",
+        "deployment/web",
         "--port=80",
         "--target-port=8080",
     ])
     .await;
-    c.ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=web",
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-    ])
-    .await
+    let pods = c.ok(&["get", "pods", "-l", "app=web", "-o", "name"]).await;
+    let first = pods.lines().next().expect("a web pod");
+    first.trim_start_matches("pod/").to_string()
+}
+
+/// A pod of `minke/kv` with an emptyDir, ready.
+async fn kv(c: &TestCluster) {
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: kv}\nspec:\n  containers:\n  - name: kv\n    image: minke/kv\n    volumeMounts: [{name: data, mountPath: /data}]\n  volumes: [{name: data, emptyDir: {}}]\n";
+    c.ok_stdin(&["apply", "-f", "-"], manifest).await;
+    c.ok(&["wait", "--for=condition=Ready", "pod/kv", WAIT])
+        .await;
+}
+
+/// `method path` with `body` over HTTP/1.0; the status code and the body.
+async fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("request head");
+    s.write_all(body).await.expect("request body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("response");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let status = String::from_utf8_lossy(&out[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (status, out[split + 4..].to_vec())
+}
+
+/// A value of most of a MiB (far past SPDY's 64 KiB windows) goes to the kv
+/// pod through `port` and comes back the same, several times at once.
+async fn large_round_trip(port: u16, key: &str) {
+    let value: Vec<u8> = (0..900_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (status, _) = http(port, "PUT", &format!("/{key}"), &value).await;
+    assert_eq!(status, 201, "PUT /{key}");
+    let path = format!("/{key}");
+    let gets = (0..4).map(|_| http(port, "GET", &path, &[]));
+    for (status, body) in futures::future::join_all(gets).await {
+        assert_eq!(status, 200, "GET /{key}");
+        assert!(body == value, "GET /{key}: {} bytes differ", body.len());
+    }
 }
 
 /// Requests one after another and 16 at once through `port`, each answered
@@ -180,9 +220,10 @@ async fn port_forward_reaches_pods_services_and_deployments() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn port_forward_works_from_kubectl_1_27_to_1_33_over_spdy_and_websockets() {
+async fn port_forward_works_from_kubectl_1_27_to_1_33_over_spdy_and_websockets_with_large_bodies() {
     let c = TestCluster::start().await;
     web(&c).await;
+    kv(&c).await;
     let dir = kubectl_dir();
     let mut tried = 0;
     // 1.27–1.30 upgrade to SPDY/3.1; 1.31 and later tunnel it through a websocket.
@@ -196,6 +237,10 @@ async fn port_forward_works_from_kubectl_1_27_to_1_33_over_spdy_and_websockets()
         let (forward, port) =
             Background::start(&c, &bin, &home, &["port-forward", "svc/web", ":80"]).await;
         exercise(port, None).await;
+        drop(forward);
+        let (forward, port) =
+            Background::start(&c, &bin, &home, &["port-forward", "pod/kv", ":8080"]).await;
+        large_round_trip(port, &format!("v{minor}")).await;
         drop(forward);
     }
     assert!(tried > 0, "no versioned kubectl beside {}", dir.display());
