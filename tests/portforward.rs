@@ -247,6 +247,47 @@ async fn port_forward_works_from_kubectl_1_27_to_1_33_over_spdy_and_websockets_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_forwards_over_websocket_channels() {
+    use k8s_openapi::api::core::v1::Pod;
+    let c = TestCluster::start().await;
+    kv(&c).await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&c.kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let pods: kube::Api<Pod> =
+        kube::Api::default_namespaced(kube::Client::try_from(config).expect("client"));
+
+    // Two ports on one connection: kv's, and one nothing listens on.
+    let mut forward = pods
+        .portforward("kv", &[8080, 9999])
+        .await
+        .expect("upgrade");
+    let mut kv_port = forward.take_stream(8080).expect("8080");
+    let value = vec![b'x'; 200_000];
+    let head = format!(
+        "PUT /big HTTP/1.0\r\nHost: kv\r\nContent-Length: {}\r\n\r\n",
+        value.len()
+    );
+    kv_port.write_all(head.as_bytes()).await.expect("head");
+    kv_port.write_all(&value).await.expect("body");
+    let mut answer = Vec::new();
+    kv_port.read_to_end(&mut answer).await.expect("answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.0 201"), "{answer}");
+    let refused = forward.take_error(9999).expect("9999").await;
+    let refused = refused.expect("an error for 9999");
+    assert!(
+        refused.contains("error forwarding port 9999") && refused.contains("connection refused"),
+        "{refused}"
+    );
+    // Every port's connection ended, so the server closed the websocket (the
+    // kubelet does too); kube-rs's own closing frame then finds it closed.
+    drop(kv_port);
+    let _ = forward.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_proxy_reaches_endpoints_directly_and_through_kubectl_proxy() {
     let c = TestCluster::start().await;
     web(&c).await;

@@ -20,6 +20,7 @@ mod serve;
 mod services;
 mod spdy;
 mod table;
+mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! channel (0 stdin, 1 stdout, 2 stderr, 3 the final `Status`, 4 terminal resize,
 //! 255 close-a-channel); the command runs in the pod's sandbox on its node's agent.
 
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http::Response;
 use hyper_util::rt::TokioIo;
@@ -11,14 +10,14 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::Req;
 use crate::api::error::ApiError;
 use crate::apiserver::Shared;
 use crate::apiserver::nodes::{ExecIo, NodeAgent};
 use crate::apiserver::response::Body;
+use crate::apiserver::websocket::{frame, normal_close};
 
 /// Subprotocols we speak, best first.
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -120,13 +119,6 @@ fn status(result: &Result<i32, String>) -> Value {
             "reason": "InternalError", "code": 500,
         }),
     }
-}
-
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut b = Vec::with_capacity(data.len() + 1);
-    b.push(channel);
-    b.extend_from_slice(data);
-    Message::Binary(Bytes::from(b))
 }
 
 /// Copy a pipe to websocket frames on `channel` until end-of-file.
@@ -237,12 +229,7 @@ async fn session<S>(
         .send(frame(ERROR, status(&result).to_string().as_bytes()))
         .await;
     // A normal closure (1000) is end-of-stream for the client; no status is an error.
-    let _ = tx
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        })))
-        .await;
+    let _ = tx.send(normal_close()).await;
     drop(tx);
     let _ = writer.await;
     reader.abort();

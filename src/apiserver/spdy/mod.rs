@@ -14,7 +14,7 @@ mod session;
 mod tunnel;
 
 pub(crate) use frame::Reset;
-pub(crate) use session::{Session, Stream};
+pub(crate) use session::{Session, Stream, StreamReader, StreamWriter};
 pub(crate) use tunnel::tunnel;
 
 /// Why a SPDY connection or stream failed.

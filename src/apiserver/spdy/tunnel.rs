@@ -7,8 +7,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::apiserver::websocket::normal_close;
 
 /// Bytes buffered between the websocket and the SPDY session.
 const PIPE: usize = 256 * 1024;
@@ -50,11 +50,7 @@ where
                     }
                 }
             }
-            let close = CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            };
-            let _ = sink.send(Message::Close(Some(close))).await;
+            let _ = sink.send(normal_close()).await;
         };
         // The session ending (outbound) ends the tunnel at once; the client
         // leaving ends the session's input, and the session then ends outbound.
