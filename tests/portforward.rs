@@ -309,6 +309,11 @@ async fn the_service_proxy_reaches_endpoints_directly_and_through_kubectl_proxy(
             "ftp:web:80",
             "(BadRequest): invalid service request \"ftp:web:80\"",
         ),
+        // echo speaks plain HTTP, so TLS to it fails at the handshake.
+        (
+            "https:web:80",
+            "(ServiceUnavailable): error trying to reach service: tls handshake",
+        ),
     ] {
         let err = c
             .fails(&["get", "--raw", &format!("{base}/{id}/proxy/")])

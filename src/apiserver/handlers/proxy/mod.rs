@@ -1,7 +1,10 @@
 //! The proxy subresources: `pods/NAME[:PORT]/proxy/PATH` (through the pod's
 //! kubelet) and `services/[SCHEME:]NAME[:PORT]/proxy/PATH` (through the pod
 //! network to one ready endpoint, picked as kube-apiserver picks it). Both
-//! forward the request minus the client's credentials and hop-by-hop headers.
+//! forward the request minus the client's credentials and hop-by-hop headers;
+//! `https:` Service backends are spoken to over TLS ([`tls`]).
+
+mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -195,11 +198,6 @@ pub(super) async fn service(
     let at = pick_endpoint(&endpoints, &port_name).ok_or_else(|| {
         ApiError::unavailable(format!("no endpoints available for service {id:?}"))
     })?;
-    if scheme == "https" {
-        return Err(ApiError::unavailable(format!(
-            "error trying to reach service: https to {at} is not supported by this cluster"
-        )));
-    }
     let network = s
         .network
         .get()
@@ -211,8 +209,17 @@ pub(super) async fn service(
         .connect_from_node(at)
         .await
         .map_err(|e| unreachable(&format!("dial tcp {at}: connect: {e}")))?;
+    let io: crate::net::Stream = if scheme == "https" {
+        Box::new(
+            tls::connect(conn.stream, at.ip())
+                .await
+                .map_err(|e| unreachable(&format!("tls handshake with {at}: {e}")))?,
+        )
+    } else {
+        conn.stream
+    };
     let req = backend_request(parts, &r, &at.to_string(), body)?;
-    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(conn.stream))
+    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| unreachable(&e))?;
     // The connection lives as long as its response body is being read.
