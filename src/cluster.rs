@@ -454,6 +454,7 @@ impl ClusterBuilder {
         // The pod network: Services' data path, and the host ports they ask for.
         let network = crate::net::Network::new(self.pod_egress);
         network.set_resolver(Arc::new(dns.clone()));
+        api.attach_network(network.clone());
         tasks.spawn(with_shutdown(
             shutdown.clone(),
             crate::net::cluster_dns::serve_tcp(network.clone(), dns.clone()),

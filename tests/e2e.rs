@@ -23,6 +23,7 @@ mod lifecycle;
 mod network;
 mod network_policy;
 mod pods;
+mod portforward;
 mod probes;
 mod python_client;
 mod quota;

@@ -2,18 +2,7 @@
 
 use crate::common;
 
-use common::{TestCluster, example};
-
-fn kubectl_dir() -> std::path::PathBuf {
-    let which = std::process::Command::new("sh")
-        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-        .output()
-        .expect("which kubectl");
-    std::path::PathBuf::from(String::from_utf8_lossy(&which.stdout).trim())
-        .parent()
-        .map(|p| p.to_path_buf())
-        .expect("kubectl dir")
-}
+use common::{TestCluster, example, kubectl_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_27_to_1_33_apply_get_and_explain() {

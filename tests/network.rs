@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::common::TestCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::common::{TestCluster, http_get};
 
 const WAIT: &str = "--timeout=120s";
 
@@ -23,19 +22,6 @@ fn rand_byte() -> u8 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     (t >> 10) as u8
-}
-
-/// `GET path` over plain HTTP/1.0; the response body.
-pub(crate) async fn http_get(at: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: web\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("response");
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or(out)
 }
 
 /// The pods answering `GET /` at `at` (from the host), trying until `want` answered
@@ -109,15 +95,7 @@ pub(crate) async fn wget_with(
 async fn pods_reach_pods_and_services_and_the_host_reaches_the_node_port() {
     let node = node_address();
     let c = TestCluster::start_with(|b| b.node_address(node)).await;
-    c.ok(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=minke/echo",
-        "--replicas=3",
-    ])
-    .await;
-    c.ok(&["rollout", "status", "deployment/web", WAIT]).await;
+    c.echo_deployment("web", 3).await;
     let ips = c
         .ok(&[
             "get",

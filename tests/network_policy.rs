@@ -7,8 +7,9 @@
 
 use std::net::SocketAddr;
 
+use crate::common::http_get;
 use crate::common::{TestCluster, echo_app};
-use crate::network::{http_get, node_address, node_port, wget_with};
+use crate::network::{node_address, node_port, wget_with};
 
 const WAIT: &str = "--timeout=120s";
 

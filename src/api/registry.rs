@@ -205,13 +205,13 @@ fn builtins() -> Vec<ResourceType> {
         core::Node => "" "v1" "nodes" "Node" false ["no"] [] ["status"];
         core::PersistentVolumeClaim => "" "v1" "persistentvolumeclaims" "PersistentVolumeClaim" true ["pvc"] [] ["status"];
         core::PersistentVolume => "" "v1" "persistentvolumes" "PersistentVolume" false ["pv"] [] ["status"];
-        core::Pod => "" "v1" "pods" "Pod" true ["po"] ["all"] ["status", "binding", "log", "exec", "proxy"];
+        core::Pod => "" "v1" "pods" "Pod" true ["po"] ["all"] ["status", "binding", "log", "exec", "portforward", "proxy"];
         core::PodTemplate => "" "v1" "podtemplates" "PodTemplate" true [] [] [];
         core::ReplicationController => "" "v1" "replicationcontrollers" "ReplicationController" true ["rc"] ["all"] ["status", "scale"];
         core::ResourceQuota => "" "v1" "resourcequotas" "ResourceQuota" true ["quota"] [] ["status"];
         core::Secret => "" "v1" "secrets" "Secret" true [] [] [];
         core::ServiceAccount => "" "v1" "serviceaccounts" "ServiceAccount" true ["sa"] [] [];
-        core::Service => "" "v1" "services" "Service" true ["svc"] ["all"] ["status"];
+        core::Service => "" "v1" "services" "Service" true ["svc"] ["all"] ["status", "proxy"];
         apps::ControllerRevision => "apps" "v1" "controllerrevisions" "ControllerRevision" true [] [] [];
         apps::DaemonSet => "apps" "v1" "daemonsets" "DaemonSet" true ["ds"] ["all"] ["status"];
         apps::Deployment => "apps" "v1" "deployments" "Deployment" true ["deploy"] ["all"] ["status", "scale"];

@@ -124,8 +124,12 @@ fn subresource_entry(t: &ResourceType, sub: &str) -> Value {
             e["kind"] = json!("PodExecOptions");
             e["verbs"] = json!(["create", "get"]);
         }
+        "portforward" => {
+            e["kind"] = json!("PodPortForwardOptions");
+            e["verbs"] = json!(["create", "get"]);
+        }
         "proxy" => {
-            e["kind"] = json!("PodProxyOptions");
+            e["kind"] = json!(format!("{}ProxyOptions", t.kind));
             e["verbs"] = json!(["create", "delete", "get", "patch", "update"]);
         }
         _ => {}

@@ -18,7 +18,9 @@ mod request;
 mod response;
 mod serve;
 mod services;
+mod spdy;
 mod table;
+mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +84,8 @@ pub(crate) struct Shared {
     pub quota_locks: admission::QuotaLocks,
     /// The kubelets, for exec and metrics.
     pub nodes: Arc<nodes::Nodes>,
+    /// The pod network, for the Service proxy (set once the network exists).
+    pub network: std::sync::OnceLock<crate::net::Network>,
 }
 
 /// The API server; cheap to clone.
@@ -118,6 +122,7 @@ impl ApiServer {
             allocations: tokio::sync::Mutex::new(()),
             quota_locks: admission::QuotaLocks::default(),
             nodes: Arc::default(),
+            network: std::sync::OnceLock::new(),
         });
         crd::register_existing(&shared)?;
         Ok(ApiServer { shared })
@@ -126,6 +131,11 @@ impl ApiServer {
     /// The node agents (kubelets) this server streams exec and metrics from.
     pub fn nodes(&self) -> &nodes::Nodes {
         &self.shared.nodes
+    }
+
+    /// Reach Services through `network` (the Service proxy); set once.
+    pub fn attach_network(&self, network: crate::net::Network) {
+        let _ = self.shared.network.set(network);
     }
 
     /// The store behind this server.

@@ -1,5 +1,5 @@
 //! The API server's side of the kubelets: what a node agent answers for the
-//! streaming subresources and metrics (in a real cluster, the kubelet's own HTTP
+//! streaming subresources (exec, the pod proxy, port forwarding) and metrics (in a real cluster, the kubelet's own HTTP
 //! server the API server dials). Kubelets in this process register here by node
 //! name; the API server never reaches into their state otherwise.
 
@@ -94,6 +94,15 @@ pub trait NodeAgent: Send + Sync {
         port: u16,
         req: http::Request<bytes::Bytes>,
     ) -> BoxFuture<'static, Result<http::Response<bytes::Bytes>, String>>;
+
+    /// Connect to `port` on the loopback of pod `uid`'s network namespace, as
+    /// the kubelet's port forwarding does (so ports bound to localhost in the
+    /// pod are reachable too). The error is worded for kubectl to print.
+    fn port_forward(
+        &self,
+        uid: &str,
+        port: u16,
+    ) -> BoxFuture<'static, Result<crate::net::Stream, String>>;
 
     /// The latest resource use of every running pod.
     fn pod_usage(&self) -> Vec<PodUsage>;

@@ -1,4 +1,4 @@
-//! `exec`, the pod proxy and metrics, the kubelet's side of [`NodeAgent`]: a command runs as a fresh
+//! `exec`, the pod proxy, port forwarding and metrics, the kubelet's side of [`NodeAgent`]: a command runs as a fresh
 //! instance in the pod's sandbox (the container's env, volumes, working dir and
 //! limits) — the container's own component when the command names its program,
 //! else a `toolbox` applet (`ls`, `cat`, `env`, `sh -c`, …).
@@ -201,6 +201,26 @@ impl NodeAgent for Agent {
                 .map_err(|e| format!("reading the response: {e:?}"))?
                 .to_bytes();
             Ok(http::Response::from_parts(parts, bytes))
+        })
+    }
+
+    fn port_forward(
+        &self,
+        uid: &str,
+        port: u16,
+    ) -> BoxFuture<'static, Result<crate::net::Stream, String>> {
+        let (k, uid) = (self.0.clone(), uid.to_string());
+        Box::pin(async move {
+            let sandbox = k
+                .upgrade()
+                .and_then(|k| k.sandboxes.get(&uid))
+                .ok_or_else(|| "pod not found".to_string())?;
+            match sandbox.connect_loopback(port).await {
+                Ok(conn) => Ok(conn.stream),
+                Err(e) => Err(format!(
+                    "failed to connect to localhost:{port} inside the pod's network namespace: dial tcp4 127.0.0.1:{port}: connect: {e}"
+                )),
+            }
         })
     }
 

@@ -114,6 +114,18 @@ impl Sandbox {
         }
     }
 
+    /// Connect to `port` on the pod's own loopback, as a process inside the
+    /// pod would (port forwarding reaches ports bound to localhost too).
+    pub async fn connect_loopback(
+        &self,
+        port: u16,
+    ) -> Result<crate::net::Conn, crate::net::NetError> {
+        let net = self.net.lock().ok().and_then(|n| n.clone());
+        let net = net.ok_or(crate::net::NetError::Unreachable)?;
+        net.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+    }
+
     /// What serves `port` of the pod, if anything.
     pub fn server(&self, port: u16) -> Option<Arc<HttpServer>> {
         self.servers.lock().ok()?.get(&port).cloned()

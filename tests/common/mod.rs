@@ -33,6 +33,19 @@ pub fn kubectl_bin() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
 }
 
+/// The directory of the `kubectl` on PATH, where `kubectl.1.27` … `kubectl.1.33`
+/// sit beside it.
+pub fn kubectl_dir() -> PathBuf {
+    let which = std::process::Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .expect("which kubectl");
+    PathBuf::from(String::from_utf8_lossy(&which.stdout).trim())
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("kubectl dir")
+}
+
 impl TestCluster {
     /// An in-memory cluster.
     pub async fn start() -> TestCluster {
@@ -134,6 +147,25 @@ impl TestCluster {
         }
     }
 
+    /// `kubectl create deployment NAME --image=minke/echo --replicas=N`, rolled out.
+    pub async fn echo_deployment(&self, name: &str, replicas: u32) {
+        self.ok(&[
+            "create",
+            "deployment",
+            name,
+            "--image=minke/echo",
+            &format!("--replicas={replicas}"),
+        ])
+        .await;
+        self.ok(&[
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=120s",
+        ])
+        .await;
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -184,6 +216,20 @@ spec: {{selector: {{app: {name}}}, {service}}}
 ---
 "#
     )
+}
+
+/// `GET path` from `at` over plain HTTP/1.0 (so the server closes the
+/// connection); the response body.
+pub async fn http_get(at: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", at.ip());
+    s.write_all(request.as_bytes()).await.expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("response");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
 }
 
 /// The repository's examples directory.

@@ -3,22 +3,21 @@
 //! channel (0 stdin, 1 stdout, 2 stderr, 3 the final `Status`, 4 terminal resize,
 //! 255 close-a-channel); the command runs in the pod's sandbox on its node's agent.
 
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http::{HeaderValue, Response, StatusCode};
+use http::Response;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::{Req, current};
+use super::Req;
 use crate::api::error::ApiError;
 use crate::apiserver::Shared;
 use crate::apiserver::nodes::{ExecIo, NodeAgent};
 use crate::apiserver::response::Body;
+use crate::apiserver::websocket::{frame, normal_close};
 
 /// Subprotocols we speak, best first.
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -77,46 +76,19 @@ pub(super) async fn exec(
     parts: &http::request::Parts,
     r: Req,
 ) -> Result<Response<Body>, ApiError> {
-    let name = r.name().to_string();
-    let (_, pod) = current(s, &r.rt, r.namespace.as_deref(), &name)?;
+    let (name, pod) = super::stream::pod_of(s, &r)?;
     let o = options(parts, &pod, &name)?;
-    let node = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if node.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    let agent = s.nodes.get(node).ok_or_else(|| {
-        ApiError::bad_request(format!("no kubelet runs node {node:?} in this cluster"))
-    })?;
-    let header = |h: &str| parts.headers.get(h).and_then(|v| v.to_str().ok());
-    let websocket = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let (Some(key), true) = (header("sec-websocket-key"), websocket) else {
+    let (agent, uid) = super::stream::pod_agent(s, &pod, &name)?;
+    let Some(key) = super::stream::websocket_key(parts) else {
         return Err(ApiError::bad_request("Upgrade request required"));
     };
-    let offered: Vec<&str> = header("sec-websocket-protocol")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .collect();
+    let offered = super::stream::header_list(parts, "sec-websocket-protocol");
     let Some(protocol) = PROTOCOLS.iter().find(|p| offered.contains(p)) else {
         return Err(ApiError::bad_request(format!(
             "unable to upgrade: no supported stream protocol among {offered:?}; supported: {PROTOCOLS:?}"
         )));
     };
-    let Some(on_upgrade) = parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned() else {
-        return Err(ApiError::bad_request(
-            "Upgrade request required (this connection cannot be upgraded)",
-        ));
-    };
-    let uid = pod
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let on_upgrade = super::stream::on_upgrade(parts)?;
     let v5 = *protocol == PROTOCOLS[0];
     s.tasks.spawn(async move {
         match on_upgrade.await {
@@ -129,23 +101,7 @@ pub(super) async fn exec(
             Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
         }
     });
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let mut resp = Response::new(Body::default());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONNECTION,
-        HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(
-        http::header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(protocol),
-    );
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    Ok(resp)
+    Ok(super::stream::websocket_accepted(key, protocol))
 }
 
 /// The final status of an exec, on the error channel, as the kubelet words it.
@@ -163,13 +119,6 @@ fn status(result: &Result<i32, String>) -> Value {
             "reason": "InternalError", "code": 500,
         }),
     }
-}
-
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut b = Vec::with_capacity(data.len() + 1);
-    b.push(channel);
-    b.extend_from_slice(data);
-    Message::Binary(Bytes::from(b))
 }
 
 /// Copy a pipe to websocket frames on `channel` until end-of-file.
@@ -280,12 +229,7 @@ async fn session<S>(
         .send(frame(ERROR, status(&result).to_string().as_bytes()))
         .await;
     // A normal closure (1000) is end-of-stream for the client; no status is an error.
-    let _ = tx
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        })))
-        .await;
+    let _ = tx.send(normal_close()).await;
     drop(tx);
     let _ = writer.await;
     reader.abort();

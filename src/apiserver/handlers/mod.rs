@@ -5,8 +5,11 @@ mod delete;
 mod exec;
 mod patch;
 pub mod pod;
+mod portforward;
+mod proxy;
 mod read;
 mod scale;
+mod stream;
 mod watch;
 mod write;
 
@@ -171,9 +174,13 @@ pub(crate) async fn resource(
         body,
         user_agent: header(http::header::USER_AGENT).unwrap_or_default(),
     };
-    if req.sub.as_deref() == Some("proxy") && req.rt.group.is_empty() && req.rt.resource == "pods" {
+    if req.sub.as_deref() == Some("proxy") && req.rt.group.is_empty() {
         let body = req.body.clone();
-        return pod::proxy(s, parts, req, body).await;
+        match req.rt.resource.as_str() {
+            "pods" => return proxy::pod(s, parts, req, body).await,
+            "services" => return proxy::service(s, parts, req, body).await,
+            _ => {}
+        }
     }
     let sub = req.sub.as_deref();
     match (&parts.method, req.name.is_some(), sub) {
@@ -183,6 +190,9 @@ pub(crate) async fn resource(
         (&Method::GET, true, Some("scale")) => scale::get(s, req).await,
         (&Method::GET, true, Some("log")) => pod::log(s, req).await,
         (&Method::GET | &Method::POST, true, Some("exec")) => exec::exec(s, parts, req).await,
+        (&Method::GET | &Method::POST, true, Some("portforward")) => {
+            portforward::portforward(s, parts, req).await
+        }
         (&Method::POST, true, Some("binding")) => pod::bind(s, req).await,
         (&Method::POST, false, None) if req.rt.namespaced && req.namespace.is_none() => {
             Err(ApiError::method_not_allowed())
