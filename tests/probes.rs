@@ -306,3 +306,52 @@ spec:
     assert_eq!(status("started").await, "true");
     assert_eq!(status("restartCount").await, "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_probe_against_a_plain_http_server_fails_its_handshake() {
+    let c = TestCluster::start().await;
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: tls}
+spec:
+  containers:
+  - name: echo
+    image: minke/echo
+    readinessProbe:
+      httpGet: {path: /healthz, port: 8080, scheme: HTTPS}
+      periodSeconds: 1
+"#,
+    )
+    .await;
+    let events = c
+        .until(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=tls,reason=Unhealthy",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+            "the failed HTTPS probe",
+            |out| !out.is_empty(),
+        )
+        .await;
+    assert!(
+        events.contains("Readiness probe failed: Get \"https://10.244.") && events.contains("tls"),
+        "{events}"
+    );
+    let ready = c
+        .ok(&[
+            "get",
+            "pod",
+            "tls",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].ready}",
+        ])
+        .await;
+    assert_eq!(ready, "false");
+}

@@ -254,10 +254,24 @@ impl Target {
             format!("/{path}")
         };
         let url = format!("{scheme}://{addr}{path}");
-        if scheme != "http" {
+        if scheme != "http" && scheme != "https" {
             return Err(format!(
-                "Get \"{url}\": {scheme} probes are not supported by minke"
+                "Get \"{url}\": unsupported protocol scheme \"{scheme}\""
             ));
+        }
+        let mut req = http::Request::get(path.as_str())
+            .header(http::header::HOST, addr.to_string())
+            .header(http::header::USER_AGENT, probe_agent())
+            .header(http::header::ACCEPT, "*/*")
+            .header(http::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        for header in h.http_headers.iter().flatten() {
+            let name = http::HeaderName::from_bytes(header.name.as_bytes());
+            let value = http::HeaderValue::from_str(&header.value);
+            if let (Ok(name), Ok(value)) = (name, value) {
+                req.headers_mut().insert(name, value);
+            }
         }
         let request = async {
             let conn = self
@@ -266,27 +280,15 @@ impl Target {
                 .connect_from_node(addr)
                 .await
                 .map_err(|e| format!("dial tcp {addr}: connect: {e}"))?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(conn.stream))
+            // As the kubelet, HTTPS probes do not check the certificate.
+            if scheme == "https" {
+                let tls = crate::net::backend_tls::connect(conn.stream, addr.ip())
                     .await
-                    .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            let mut req = http::Request::get(path.as_str())
-                .header(http::header::HOST, addr.to_string())
-                .header(http::header::USER_AGENT, probe_agent())
-                .header(http::header::ACCEPT, "*/*")
-                .header(http::header::CONNECTION, "close")
-                .body(Empty::<Bytes>::new())
-                .map_err(|e| e.to_string())?;
-            for header in h.http_headers.iter().flatten() {
-                let name = http::HeaderName::from_bytes(header.name.as_bytes());
-                let value = http::HeaderValue::from_str(&header.value);
-                if let (Ok(name), Ok(value)) = (name, value) {
-                    req.headers_mut().insert(name, value);
-                }
+                    .map_err(|e| format!("tls: {e}"))?;
+                send(tls, req).await
+            } else {
+                send(conn.stream, req).await
             }
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(resp.status())
         };
         let status = match tokio::time::timeout(timeout, request).await {
             Ok(Ok(status)) => status,
@@ -358,6 +360,19 @@ fn port_of(c: &Container, port: &IntOrString) -> Result<u16, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("invalid port number: {number}"))
+}
+
+/// Send `req` over `io` (HTTP/1.1); the response status.
+async fn send(
+    io: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    req: http::Request<Empty<Bytes>>,
+) -> Result<http::StatusCode, String> {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(resp.status())
 }
 
 /// The probes' User-Agent, as the kubelet's (`kube-probe/1.32`).

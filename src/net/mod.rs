@@ -11,6 +11,7 @@
 //! [`http`] routes outgoing `wasi:http` requests through it.
 
 pub mod addr;
+pub(crate) mod backend_tls;
 pub mod bridge;
 pub mod cluster_dns;
 pub mod http;

@@ -4,8 +4,6 @@
 //! forward the request minus the client's credentials and hop-by-hop headers;
 //! `https:` Service backends are spoken to over TLS ([`tls`]).
 
-mod tls;
-
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
@@ -211,7 +209,7 @@ pub(super) async fn service(
         .map_err(|e| unreachable(&format!("dial tcp {at}: connect: {e}")))?;
     let io: crate::net::Stream = if scheme == "https" {
         Box::new(
-            tls::connect(conn.stream, at.ip())
+            crate::net::backend_tls::connect(conn.stream, at.ip())
                 .await
                 .map_err(|e| unreachable(&format!("tls handshake with {at}: {e}")))?,
         )

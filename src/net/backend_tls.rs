@@ -1,7 +1,7 @@
-//! TLS to proxy backends (`services/https:NAME:PORT/proxy`), as kube-apiserver
-//! dials them: pods and Services are reached by IP, so their certificates are
-//! not checked against any name or root (its proxy transport sets
-//! `InsecureSkipVerify`); the handshake's signatures still are.
+//! TLS to in-cluster backends — the API server's proxy (`services/https:NAME:PORT/proxy`)
+//! and HTTPS probes — as kube-apiserver and the kubelet dial them: pods and Services
+//! are reached by IP, so their certificates are not checked against any name or
+//! root (both set `InsecureSkipVerify`); the handshake's signatures still are.
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -78,7 +78,7 @@ fn config() -> Result<Arc<ClientConfig>, rustls::Error> {
 }
 
 /// A TLS client session over `io` to the backend at `ip`.
-pub(super) async fn connect<S>(io: S, ip: IpAddr) -> std::io::Result<TlsStream<S>>
+pub(crate) async fn connect<S>(io: S, ip: IpAddr) -> std::io::Result<TlsStream<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
