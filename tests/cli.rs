@@ -21,8 +21,12 @@ fn up(data: &std::path::Path, kubeconfig: &std::path::Path, listen: &str) -> Up 
             &data.display().to_string(),
             "--kubeconfig",
             &kubeconfig.display().to_string(),
-            // Not the default 127.0.0.1:10053: tests run side by side.
+            // Not the defaults (127.0.0.1:10053, :10080, :10443): tests run side by side.
             "--dns-listen",
+            "127.0.0.1:0",
+            "--ingress-listen",
+            "127.0.0.1:0",
+            "--ingress-tls-listen",
             "127.0.0.1:0",
         ])
         .env("HOME", data)
@@ -83,6 +87,13 @@ async fn up_prints_where_it_listens_merges_the_kubeconfig_and_stops_on_sigterm()
     assert!(
         dns.starts_with("DNS: cluster.local on 127.0.0.1:") && dns.ends_with(" (UDP and TCP)"),
         "{dns}"
+    );
+    let ingress = line(&mut first).await;
+    assert!(
+        ingress.starts_with("Ingress: http://127.0.0.1:")
+            && ingress.contains(", https://127.0.0.1:")
+            && !ingress.contains(":10080"),
+        "{ingress}"
     );
     let config = std::fs::read_to_string(&kubeconfig).expect("read");
     assert!(
