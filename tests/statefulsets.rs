@@ -106,7 +106,15 @@ async fn pods_come_in_order_with_their_claims_and_keep_their_data() {
     let put = "/api/v1/namespaces/default/pods/web-0:8080/proxy/greeting";
     c.ok(&["replace", "--raw", put, "-f", &value.display().to_string()])
         .await;
-    c.ok(&["delete", "pod", "web-0", WAIT]).await;
+    // Not `kubectl delete`'s own wait: the kubelet deletes the pod and the controller
+    // makes a new web-0 within milliseconds, and when both land between kubectl's GET
+    // and its LIST it watches the new pod for a deletion that already happened (a
+    // race kubectl has against any cluster this quick). Wait for the new uid instead.
+    let uid = ["get", "pod", "web-0", "-o", "jsonpath={.metadata.uid}"];
+    let old = c.ok(&uid).await;
+    c.ok(&["delete", "pod", "web-0", "--wait=false"]).await;
+    c.until(&uid, "a new web-0", |now| !now.is_empty() && now != old)
+        .await;
     c.ok(&["wait", "--for=condition=Ready", "pod/web-0", WAIT])
         .await;
     let got = c.ok(&["get", "--raw", put]).await;
