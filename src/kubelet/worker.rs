@@ -186,7 +186,9 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
         container: c.clone(),
         about: about.clone(),
     };
-    let mut backoff = k.backoff.restart;
+    // As the kubelet's doBackOff: the first restart is at once, then each waits
+    // `k.backoff.restart`, doubling up to MAX_BACKOFF.
+    let mut backoff = Duration::ZERO;
     loop {
         let restarts = state.lock().map(|mut s| s.restarts(slot)).unwrap_or(0);
         let path = crate::apiserver::log_path(&k.logs_dir, &pod_json, &c.name, restarts);
@@ -312,6 +314,14 @@ async fn run_container(ctx: Arc<PodCtx>, slot: Slot, c: Container) -> Option<i32
         report(api, &name, state, &policy).await;
         if !restart {
             return Some(code);
+        }
+        if backoff.is_zero() {
+            set(state, slot, |s| {
+                s.last_state = s.state.clone();
+                s.restarts += 1;
+            });
+            backoff = k.backoff.restart;
+            continue;
         }
         set(state, slot, |s| {
             s.last_state = s.state.clone();
