@@ -11,6 +11,9 @@
 //! scripts/setup.sh`). BENCH_SERVICES (default 1000) and BENCH_SECONDS (default 10
 //! per run) change the size.
 
+mod common;
+use common::{env_or, on_path};
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -22,21 +25,6 @@ use hickory_proto::rr::{Name, RecordType};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn on_path(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// knotd lives in /usr/sbin, which is not on every user's PATH.
 fn knotd() -> Option<String> {

@@ -11,6 +11,9 @@
 //! `MINKE_BENCH=1 scripts/setup.sh`). BENCH_MB (default 1024) sizes the transfer,
 //! BENCH_SECONDS (default 10) each wrk run.
 
+mod common;
+use common::{env_or, on_path};
+
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -22,21 +25,6 @@ use minke::net::{Egress, Network, PodInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const CHUNK: usize = 64 * 1024;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn on_path(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
