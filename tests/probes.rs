@@ -6,48 +6,38 @@ use std::time::Duration;
 
 use crate::common::TestCluster;
 
-/// Two echo pods behind Service `web`, ready while `/state/ready` exists.
-const WEB: &str = r#"
+/// Service `web` selecting `app: web`.
+const SERVICE: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-a, labels: {app: web}}
-spec:
-  volumes: [{name: state, emptyDir: {}}]
-  containers:
-  - name: echo
-    image: minke/echo
-    ports: [{name: http, containerPort: 8080}]
-    volumeMounts: [{name: state, mountPath: /state}]
-    readinessProbe:
-      exec: {command: [cat, /state/ready]}
-      periodSeconds: 1
-      failureThreshold: 1
-    livenessProbe:
-      httpGet: {path: /healthz, port: http}
-      periodSeconds: 1
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-b, labels: {app: web}}
-spec:
-  volumes: [{name: state, emptyDir: {}}]
-  containers:
-  - name: echo
-    image: minke/echo
-    ports: [{name: http, containerPort: 8080}]
-    volumeMounts: [{name: state, mountPath: /state}]
-    readinessProbe:
-      exec: {command: [cat, /state/ready]}
-      periodSeconds: 1
-      failureThreshold: 1
 "#;
+
+/// An echo pod behind Service `web`, ready while `/state/ready` exists; `extra`
+/// adds lines to its container (indented as its fields).
+fn web_pod(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: web}}}}
+spec:
+  volumes: [{{name: state, emptyDir: {{}}}}]
+  containers:
+  - name: echo
+    image: minke/echo
+    ports: [{{name: http, containerPort: 8080}}]
+    volumeMounts: [{{name: state, mountPath: /state}}]
+    readinessProbe:
+      exec: {{command: [cat, /state/ready]}}
+      periodSeconds: 1
+      failureThreshold: 1
+{extra}"#
+    )
+}
 
 /// The pod IPs listed under `addresses` and `notReadyAddresses` of Endpoints `web`.
 async fn endpoints(c: &TestCluster) -> (String, String) {
@@ -90,7 +80,11 @@ async fn wait_endpoints(c: &TestCluster, ready: &str, not_ready: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_moves_a_pod_out_of_the_endpoints_and_the_traffic_and_back() {
     let c = TestCluster::start().await;
-    c.ok_stdin(&["apply", "-f", "-"], WEB).await;
+    // web-a also has a liveness probe (GET /healthz on its named port) that passes.
+    let liveness =
+        "    livenessProbe:\n      httpGet: {path: /healthz, port: http}\n      periodSeconds: 1\n";
+    let web = [SERVICE, &web_pod("web-a", liveness), &web_pod("web-b", "")].join("---");
+    c.ok_stdin(&["apply", "-f", "-"], &web).await;
     c.ok(&[
         "wait",
         "--for=jsonpath={.status.phase}=Running",
